@@ -1,0 +1,35 @@
+"""retrograd: deep learning from first principles on NumPy.
+
+Tensors with reverse-mode autodiff under PyTorch's names (`retrograd.tensor`, `.backward()`,
+`retrograd.nn`, `retrograd.optim`), every gradient a vector-Jacobian product in one table
+(`retrograd.ops`), checked against PyTorch and finite differences.
+"""
+
+import numpy as np
+
+from . import autograd
+from .autograd import GradcheckError, gradcheck
+from .functions import (
+    abs, amax, amin, arange, argmax, argmin, as_tensor, cat, clamp, concatenate, exp, eye,
+    flatten, from_numpy, full, linspace, log, log_softmax, matmul, mean, ones, ones_like, permute,
+    relu, reshape, sigmoid, sign, softmax, sqrt, squeeze, stack, sum, tanh, tensor, transpose,
+    unsqueeze, where, zeros, zeros_like,
+)
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .random import (
+    get_rng_state, initial_seed, manual_seed, rand, randint, randn, randperm, set_rng_state,
+)
+from .tensor import Parameter, Tensor, get_default_dtype, set_default_dtype
+
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+int64 = np.dtype(np.int64)
+int32 = np.dtype(np.int32)
+bool_ = np.dtype(np.bool_)
+float = float32  # noqa: A001  (torch.float is float32)
+double = float64
+long = int64
+
+from . import nn, optim  # noqa: E402  (nn and optim build on everything above)
+
+__version__ = "0.1.0"

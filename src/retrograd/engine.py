@@ -1,0 +1,183 @@
+"""The backward pass: iterative topological order, one VJP call per (node, input) edge.
+
+Without create_graph, VJPs run on raw ndarrays (`ARRAY_NS`): no tensor is wrapped and no node is
+made, so a plain backward costs what the hand-written NumPy would. With create_graph, they run on
+Tensors (`GRAPH_NS`) with grad mode on, so the gradients they return are differentiable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .grad_mode import set_grad_enabled
+from .ops import ARRAY_NS
+from .tensor import GRAPH_NS, Node, Tensor, _wrap
+
+
+def _topological_order(roots: list[Node]) -> list[Node]:
+    """Nodes reachable from `roots`, each before all of its inputs (no recursion: any depth)."""
+    post, seen = [], set()
+    stack = [(node, False) for node in roots]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            post.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        if node.args is None:
+            raise RuntimeError(
+                "trying to backward through the graph a second time: its saved arrays were "
+                "freed by the first backward; pass retain_graph=True to the first one")
+        seen.add(id(node))
+        stack.append((node, True))
+        for a in node.args:
+            if isinstance(a, Tensor) and a._node is not None and id(a._node) not in seen:
+                stack.append((a._node, False))
+    post.reverse()
+    return post
+
+
+def _check_versions(node: Node) -> None:
+    for a, saved in zip(node.args, node.versions, strict=True):
+        if saved is not None and a._vc[0] != saved:
+            raise RuntimeError(
+                f"an input of {node.name()} was modified by an in-place operation after the "
+                f"forward pass used it (version {a._vc[0]}, expected {saved}); "
+                "compute the forward pass again after changing it")
+    if node.out_vc[0] != 0:
+        raise RuntimeError(f"the output of {node.name()} was modified by an in-place operation "
+                           "after the forward pass; compute the forward pass again")
+
+
+def _fit(g, like, xp):
+    """Sum a broadcast gradient back to its argument's shape and give it the argument's dtype:
+    the one place where broadcasting and type promotion are undone."""
+    shape, dtype = like.shape, like.dtype
+    if g.shape != shape:
+        g = xp.sum_to(g, shape=shape)
+    if g.dtype != dtype:
+        g = xp.astype(g, dtype=dtype)
+    return g
+
+
+def run_backward(roots, root_grads, *, targets=None, create_graph=False, retain_graph=False):
+    """Propagate `root_grads` from `roots` (tensors with nodes) down the graph.
+
+    Returns {id(tensor): (tensor, gradient)} for every leaf that requires grad (targets=None), or
+    for the given target tensors, which may be leaves or intermediate results.
+    """
+    xp = GRAPH_NS if create_graph else ARRAY_NS
+    order = _topological_order([r._node for r in roots])
+    needed = _needed_nodes(order, targets) if targets is not None else None
+    capture = {id(t._node): t for t in targets if t._node is not None} if targets else {}
+    grads: dict[int, object] = {}
+    for root, g in zip(roots, root_grads, strict=True):
+        key = id(root._node)
+        grads[key] = grads[key] + g if key in grads else g
+    results: dict[int, object] = {}
+
+    with set_grad_enabled(create_graph):
+        for node in order:
+            g = grads.pop(id(node), None)
+            if id(node) in capture and g is not None:
+                results[id(capture[id(node)])] = (capture[id(node)], g)
+            if g is None or (needed is not None and id(node) not in needed):
+                _release(node, retain_graph)
+                continue
+            _check_versions(node)
+            prim = node.prim
+            if create_graph:
+                args, out = node.args, _wrap(node.out, True, node)
+            else:
+                args = [a._data if isinstance(a, Tensor) else a for a in node.args]
+                out = node.out
+            for i, a in enumerate(node.args):
+                if not (isinstance(a, Tensor) and a.requires_grad):
+                    continue
+                key = id(a._node) if a._node is not None else id(a)
+                if needed is not None and key not in needed:
+                    continue
+                if prim.variadic:
+                    gi = prim.vjps[0](xp, g, out, *args, **node.params, arg=i)
+                else:
+                    vjp = prim.vjps[i]
+                    if vjp is None:
+                        continue
+                    gi = vjp(xp, g, out, *args, **node.params)
+                gi = _fit(gi, a, xp)
+                if a._node is None:
+                    results[key] = (a, results[key][1] + gi if key in results else gi)
+                else:
+                    grads[key] = grads[key] + gi if key in grads else gi
+            _release(node, retain_graph)
+    return results
+
+
+def _needed_nodes(order: list[Node], targets) -> set[int]:
+    """Ids of the nodes (and target leaves) through which some target is reachable."""
+    needed = {id(t) for t in targets if t._node is None}
+    needed |= {id(t._node) for t in targets if t._node is not None}
+    for node in reversed(order):  # inputs before the nodes that use them
+        if id(node) in needed:
+            continue
+        for a in node.args:
+            if isinstance(a, Tensor) and (id(a) in needed or
+                                          (a._node is not None and id(a._node) in needed)):
+                needed.add(id(node))
+                break
+    return needed
+
+
+def _release(node: Node, retain_graph: bool) -> None:
+    if not retain_graph:
+        node.args = None
+        node.out = None
+
+
+def _root_gradient(t: Tensor, gradient) -> object:
+    if gradient is None:
+        if t._data.size != 1:
+            raise RuntimeError(
+                f"backward() on a tensor of shape {t.shape} needs a `gradient` of that shape; "
+                "a gradient is implied only for single-element (scalar) outputs such as a loss")
+        return np.ones_like(t._data)
+    g = gradient._data if isinstance(gradient, Tensor) else np.asarray(gradient)
+    if g.shape != t.shape:
+        raise ValueError(f"gradient has shape {g.shape} but the tensor has shape {t.shape}")
+    return g.astype(t.dtype)  # a copy: the caller's array must never end up as some .grad
+
+
+def backward(t: Tensor, gradient=None, *, retain_graph=None, create_graph=False) -> None:
+    """Tensor.backward: accumulate into `.grad` of every leaf that requires grad."""
+    if not t.requires_grad:
+        raise RuntimeError("backward() on a tensor that does not require grad (no leaf it "
+                           "depends on has requires_grad=True, or it was made under no_grad)")
+    g = _root_gradient(t, gradient)
+    if t._node is None:  # backward on a leaf itself
+        _accumulate(t, _wrap(g))
+        return
+    if create_graph:
+        g = _wrap(g)
+    retain = create_graph if retain_graph is None else retain_graph
+    results = run_backward([t], [g], create_graph=create_graph, retain_graph=retain)
+    handed: set[int] = set()
+    for leaf, gi in results.values():
+        _accumulate(leaf, gi if create_graph else _owned(gi, handed))
+
+
+def _owned(g: np.ndarray, handed: set[int]) -> Tensor:
+    """Wrap g for a `.grad`, copying unless it is a fresh array no other leaf got."""
+    if g.base is not None or not g.flags.writeable or id(g) in handed:
+        g = g.copy()
+    handed.add(id(g))
+    return _wrap(g)
+
+
+def _accumulate(leaf: Tensor, g: Tensor) -> None:
+    if leaf.grad is None:
+        leaf.grad = g
+    elif g.requires_grad or leaf.grad.requires_grad:
+        leaf.grad = leaf.grad + g
+    else:
+        leaf.grad._data += g._data

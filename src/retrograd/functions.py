@@ -1,0 +1,141 @@
+"""Free functions over tensors, torch-style: creation (zeros, ones, arange...), `where`, `cat`,
+`stack`, and the elementwise functions as functions (retrograd.exp(t) is t.exp())."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .ops import PRIMITIVES
+from .tensor import Tensor, _to_array, _wrap, apply, get_default_dtype
+
+
+def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
+    """A new tensor holding a copy of `data`.
+
+    Python floats become the default dtype (float32), Python ints int64 and bools bool, as in
+    torch; NumPy arrays keep their dtype (float64 works everywhere).
+    """
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing `array`'s memory (no copy)."""
+    return _wrap(np.asarray(array))
+
+
+def as_tensor(data, dtype=None) -> Tensor:
+    if isinstance(data, Tensor) and (dtype is None or np.dtype(dtype) == data.dtype):
+        return data
+    if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype):
+        return _wrap(data)
+    return _wrap(_to_array(data, dtype))
+
+
+def _shape(size) -> tuple[int, ...]:
+    if len(size) == 1 and not isinstance(size[0], (int, np.integer)):
+        return tuple(size[0])
+    return tuple(size)
+
+
+def _filled(size, value, dtype, requires_grad) -> Tensor:
+    dtype = np.dtype(dtype) if dtype is not None else get_default_dtype()
+    return _wrap(np.full(_shape(size), value, dtype=dtype)).requires_grad_(requires_grad)
+
+
+def zeros(*size, dtype=None, requires_grad=False) -> Tensor:
+    return _filled(size, 0, dtype, requires_grad)
+
+
+def ones(*size, dtype=None, requires_grad=False) -> Tensor:
+    return _filled(size, 1, dtype, requires_grad)
+
+
+def full(size, fill_value, dtype=None, requires_grad=False) -> Tensor:
+    return _filled((size,), fill_value, dtype, requires_grad)
+
+
+def zeros_like(t: Tensor, dtype=None, requires_grad=False) -> Tensor:
+    return zeros(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def ones_like(t: Tensor, dtype=None, requires_grad=False) -> Tensor:
+    return ones(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None) -> Tensor:
+    """torch.arange: int64 for integer arguments, the default float dtype otherwise."""
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        is_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
+        dtype = np.int64 if is_int else get_default_dtype()
+    return _wrap(np.arange(start, end, step, dtype=dtype))
+
+
+def linspace(start, end, steps: int, dtype=None) -> Tensor:
+    return _wrap(np.linspace(start, end, steps, dtype=dtype or get_default_dtype()))
+
+
+def eye(n: int, m: int | None = None, dtype=None) -> Tensor:
+    return _wrap(np.eye(n, m, dtype=dtype or get_default_dtype()))
+
+
+def _as_operand(x):
+    return x if isinstance(x, (Tensor, int, float, bool)) else _wrap(_to_array(x))
+
+
+def where(condition, input, other) -> Tensor:
+    """input where condition holds, other elsewhere (broadcasting); no gradient to condition."""
+    cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
+    if cond.dtype != np.bool_:
+        raise TypeError(f"where: condition must be a bool tensor, got dtype {cond.dtype}")
+    return apply(PRIMITIVES["where"], cond, _as_operand(input), _as_operand(other))
+
+
+def cat(tensors, dim: int = 0) -> Tensor:
+    """Concatenate along an existing dimension."""
+    tensors = [_as_operand(t) for t in tensors]
+    if not tensors:
+        raise ValueError("cat: expected a non-empty sequence of tensors")
+    ndim = tensors[0].ndim
+    for t in tensors:
+        if t.ndim != ndim or any(a != b for k, (a, b) in enumerate(zip(t.shape, tensors[0].shape))
+                                 if k != dim % max(ndim, 1)):
+            raise ValueError("cat: shapes " + ", ".join(str(t.shape) for t in tensors) +
+                             f" do not match outside dimension {dim}")
+    return apply(PRIMITIVES["cat"], *tensors, axis=dim)
+
+
+concatenate = cat
+
+
+def stack(tensors, dim: int = 0) -> Tensor:
+    """Join along a new dimension `dim`."""
+    tensors = [_as_operand(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: expected a non-empty sequence of tensors")
+    shapes = {t.shape for t in tensors}
+    if len(shapes) != 1:
+        raise ValueError(f"stack: all tensors must have the same shape, got {sorted(shapes)}")
+    return cat([t.unsqueeze(dim) for t in tensors], dim=dim)
+
+
+def matmul(a, b) -> Tensor:
+    return _as_operand(a) @ b
+
+
+def _method(name):
+    def fn(input: Tensor, *args, **kwargs):
+        return getattr(_as_operand(input), name)(*args, **kwargs)
+
+    fn.__name__ = name
+    fn.__doc__ = f"retrograd.{name}(t, ...) is t.{name}(...)."
+    return fn
+
+
+exp, log, sqrt, abs, sign, tanh, sigmoid, relu, clamp, sum, mean, amax, amin, argmax, argmin, \
+    softmax, log_softmax, reshape, transpose, permute, flatten, unsqueeze, squeeze = (
+        _method(n) for n in
+        ("exp", "log", "sqrt", "abs", "sign", "tanh", "sigmoid", "relu", "clamp", "sum", "mean",
+         "amax", "amin", "argmax", "argmin", "softmax", "log_softmax", "reshape", "transpose",
+         "permute", "flatten", "unsqueeze", "squeeze"))

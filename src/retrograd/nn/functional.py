@@ -1,0 +1,90 @@
+"""retrograd.nn.functional: layers and losses as functions, with torch's signatures."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import random as _random
+from ..ops import PRIMITIVES
+from ..tensor import Tensor, _wrap, apply
+
+_P = PRIMITIVES
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """input @ weight.T + bias, as one graph node (weight has shape (out_features, in_features))."""
+    if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input of shape {input.shape} does not match weight of shape "
+                         f"{weight.shape} (expected the input's last dimension to be "
+                         f"{weight.shape[1]})")
+    if bias is None:
+        return apply(_P["linear"], input, weight)
+    return apply(_P["linear"], input, weight, bias)
+
+
+def relu(input: Tensor) -> Tensor:
+    return input.relu()
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    return input.sigmoid()
+
+
+def tanh(input: Tensor) -> Tensor:
+    return input.tanh()
+
+
+def softmax(input: Tensor, dim: int) -> Tensor:
+    """exp(x_i - max) / sum_j exp(x_j - max) along dim: stable for any finite logits."""
+    return input.softmax(dim)
+
+
+def log_softmax(input: Tensor, dim: int) -> Tensor:
+    """x_i - logsumexp(x) along dim, computed without overflow."""
+    return input.log_softmax(dim)
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1 / (1 - p) (when training)."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    if not training or p == 0:
+        return input
+    if p == 1:
+        return input * 0
+    keep = _random.generator().random(input.shape, dtype=input.dtype) >= p
+    return input * (keep * np.asarray(1 / (1 - p), dtype=input.dtype))
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """int64 one-hot encoding, shape tensor.shape + (num_classes,), as torch's one_hot."""
+    labels = tensor._data if isinstance(tensor, Tensor) else np.asarray(tensor)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: labels must be integers, got dtype {labels.dtype}")
+    if num_classes == -1:
+        num_classes = int(labels.max()) + 1 if labels.size else 0
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        bad = labels[(labels < 0) | (labels >= num_classes)].flat[0]
+        raise ValueError(f"one_hot: class index {bad} is outside [0, {num_classes})")
+    return _wrap((labels[..., None] == np.arange(num_classes)).astype(np.int64))
+
+
+def cross_entropy(input: Tensor, target) -> Tensor:
+    """mean_n (logsumexp(x_n) - x_n[y_n]) for logits (N, C) and class indices (N,).
+
+    Softmax and cross-entropy are one fused node; its gradient is (softmax(x) - one_hot(y)) / N.
+    """
+    labels = target._data if isinstance(target, Tensor) else np.asarray(target)
+    if input.ndim != 2:
+        raise ValueError(f"cross_entropy: expected logits of shape (N, C), got {input.shape}")
+    if labels.shape != input.shape[:1]:
+        raise ValueError(f"cross_entropy: target of shape {labels.shape} does not match "
+                         f"{input.shape[0]} rows of logits")
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: class-index targets must be integers, "
+                        f"got dtype {labels.dtype}")
+    n_classes = input.shape[1]
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        bad = labels[(labels < 0) | (labels >= n_classes)].flat[0]
+        raise IndexError(f"cross_entropy: target {bad} is out of bounds for {n_classes} classes")
+    return apply(_P["softmax_cross_entropy"], input, labels)

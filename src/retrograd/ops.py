@@ -1,0 +1,277 @@
+"""The primitive table: every differentiable operation, its forward and its VJPs side by side.
+
+A primitive's forward maps ndarrays (plus keyword parameters such as `axis`) to one ndarray. Its
+vector-Jacobian products, one per positional argument, map the output's cotangent `g` to that
+argument's cotangent, with the signature ``vjp(xp, g, out, *args, **params)``.
+
+Every VJP is written once, against `xp`: a namespace with one function per primitive. During a plain
+``backward()`` the engine passes ``ARRAY_NS``, whose functions are the forwards themselves, and all
+arguments are raw ndarrays, so no graph is built and nothing is wrapped. Under
+``create_graph=True`` it passes the Tensor namespace, whose functions record graph nodes, so the very
+same VJP code produces a differentiable gradient (Hessian-vector products need exactly that).
+Besides `xp.<primitive>`, VJPs use only what ndarray and Tensor share: the operators
+``+ - * / ** @ > ==``, ``.T``, ``.mT``, ``.reshape(shape)``, ``.sum(axis=, keepdims=)``, ``.shape``,
+``.ndim``, ``.dtype``; ``xp.raw(t)`` gives the ndarray behind a value, for masks that carry no gradient.
+
+Broadcasting is undone in one place, the engine: a VJP of an elementwise primitive returns the
+gradient in the output's shape and the engine sums it back to the argument's shape.
+
+Adding a primitive is one ``primitive(...)`` entry here. Elementwise entries are tested by finite
+differences automatically (tests/test_ops_table.py); any other entry must get a case there, and the
+suite fails until it has one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Primitive:
+    """One table entry: `forward(*arrays, **params)` and one VJP per positional argument.
+
+    A VJP of None marks an argument that is not differentiable (labels, conditions).
+    `variadic` primitives (cat) take any number of arguments; their single VJP is called for
+    each one with `arg=i`. `elementwise` primitives broadcast their arguments and are tested
+    automatically over scalar, vector, matrix and broadcast shapes, drawing each argument from
+    its `domain` ("real", "positive", "nonzero" or "bool").
+    """
+
+    name: str
+    forward: Callable[..., np.ndarray]
+    vjps: tuple[Callable | None, ...]
+    elementwise: bool = False
+    domain: tuple[str, ...] = ()
+    variadic: bool = False
+
+
+PRIMITIVES: dict[str, Primitive] = {}
+
+
+def primitive(name, forward, *vjps, elementwise=False, domain=None, variadic=False) -> Primitive:
+    """Register a primitive in the table (see the module docstring for the VJP signature)."""
+    if name in PRIMITIVES:
+        raise ValueError(f"primitive {name!r} is already defined")
+    domain = tuple(domain) if domain is not None else ("real",) * len(vjps)
+    prim = Primitive(name, forward, tuple(vjps), elementwise, domain, variadic)
+    PRIMITIVES[name] = prim
+    return prim
+
+
+# ----------------------------------------------------------------------------------------------
+# shape helpers (plain functions of shapes, used by forwards and VJPs alike)
+
+
+def kept_shape(shape: tuple[int, ...], axis) -> tuple[int, ...]:
+    """The shape a reduction over `axis` has with keepdims=True."""
+    if axis is None:
+        return (1,) * len(shape)
+    axes = {a % len(shape) for a in ((axis,) if isinstance(axis, int) else axis)}
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def sum_to(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum `x` down to `shape`: the adjoint of broadcasting `shape` up to x.shape."""
+    if x.shape == shape:
+        return x
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1
+    )
+    return x.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+def _is_basic_index(index) -> bool:
+    """True for indices made of ints, slices, None and Ellipsis: they never repeat an element."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in items)
+
+
+def _scatter_add(g: np.ndarray, shape: tuple[int, ...], index) -> np.ndarray:
+    """zeros(shape) with g added at `index`; repeated indices accumulate (np.add.at)."""
+    out = np.zeros(shape, dtype=g.dtype)
+    if _is_basic_index(index):
+        out[index] = g
+    else:
+        np.add.at(out, index, g)
+    return out
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # exp(-|x|) never overflows, and e / (1 + e) keeps full relative precision in the left tail,
+    # where 1 - 1 / (1 + e) would round to 0.
+    e = np.exp(-np.abs(x))
+    r = 1 / (1 + e)
+    return np.where(x >= 0, r, e * r)
+
+
+def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    shifted = x - x.max(axis=axis, keepdims=True)
+    shifted -= np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    return shifted
+
+
+def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
+
+
+def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    out = x @ weight.T
+    if bias is not None:
+        out += bias
+    return out
+
+
+def _softmax_cross_entropy(logits: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """mean_n (logsumexp(x_n) - x_n[t_n]): softmax and cross-entropy fused, for class indices."""
+    logp = _log_softmax(logits, axis=1)
+    return -logp[np.arange(len(target)), target].mean()
+
+
+def _one_hot_like(x, target) -> np.ndarray:
+    hot = np.zeros(x.shape, dtype=x.dtype)
+    hot[np.arange(len(target)), target] = 1
+    return hot
+
+
+def _amax_share(x, out, axis):
+    """Each maximal element's share of the gradient: ties split it evenly, as torch.amax does."""
+    hit = x == out.reshape(kept_shape(x.shape, axis))
+    return hit / hit.sum(axis=axis, keepdims=True, dtype=x.dtype)
+
+
+def _cat_vjp(xp, g, out, *xs, axis, arg):
+    start = sum(x.shape[axis] for x in xs[:arg])
+    index = [slice(None)] * g.ndim
+    index[axis] = slice(start, start + xs[arg].shape[axis])
+    return xp.getitem(g, index=tuple(index))
+
+
+# matmul follows np.matmul's rules for 1-D operands: a vector is promoted to a matrix and the
+# added axis removed from the result, so its gradient removes it again.
+def _drop_last(a):
+    return a.reshape(a.shape[:-1])
+
+
+def _matmul_vjp_x(xp, g, out, x, y):
+    if x.ndim == 1 and y.ndim == 1:
+        return g * y
+    if y.ndim == 1:
+        return g.reshape(g.shape + (1,)) * y
+    if x.ndim == 1:
+        return _drop_last(y @ g.reshape(g.shape + (1,)))
+    return g @ y.mT
+
+
+def _matmul_vjp_y(xp, g, out, x, y):
+    if x.ndim == 1 and y.ndim == 1:
+        return g * x
+    if x.ndim == 1:
+        return x.reshape(x.shape + (1,)) * g.reshape(g.shape[:-1] + (1,) + g.shape[-1:])
+    if y.ndim == 1:
+        return _drop_last(x.mT @ g.reshape(g.shape + (1,)))
+    return x.mT @ g
+
+
+# ----------------------------------------------------------------------------------------------
+# the table
+
+# elementwise arithmetic
+primitive("add", np.add,
+          lambda xp, g, out, x, y: g,
+          lambda xp, g, out, x, y: g, elementwise=True)
+primitive("sub", np.subtract,
+          lambda xp, g, out, x, y: g,
+          lambda xp, g, out, x, y: -g, elementwise=True)
+primitive("mul", np.multiply,
+          lambda xp, g, out, x, y: g * y,
+          lambda xp, g, out, x, y: g * x, elementwise=True)
+primitive("div", np.divide,
+          lambda xp, g, out, x, y: g / y,
+          lambda xp, g, out, x, y: -g * out / y, elementwise=True, domain=("real", "nonzero"))
+primitive("pow", np.power,
+          lambda xp, g, out, x, y: g * y * x ** (y - 1),
+          lambda xp, g, out, x, y: g * out * xp.log(x), elementwise=True,
+          domain=("positive", "real"))
+primitive("neg", np.negative, lambda xp, g, out, x: -g, elementwise=True)
+
+# elementwise functions
+primitive("exp", np.exp, lambda xp, g, out, x: g * out, elementwise=True)
+primitive("log", np.log, lambda xp, g, out, x: g / x, elementwise=True, domain=("positive",))
+primitive("sqrt", np.sqrt, lambda xp, g, out, x: g / (out + out), elementwise=True,
+          domain=("positive",))
+primitive("abs", np.abs, lambda xp, g, out, x: g * xp.sign(x), elementwise=True,
+          domain=("nonzero",))
+primitive("sign", np.sign, lambda xp, g, out, x: g * 0, elementwise=True, domain=("nonzero",))
+primitive("tanh", np.tanh, lambda xp, g, out, x: g * (1 - out * out), elementwise=True)
+primitive("sigmoid", _sigmoid, lambda xp, g, out, x: g * out * (1 - out), elementwise=True)
+# NOTE: relu's mask comes from its output, so the forward result is all the VJP keeps alive.
+primitive("relu", lambda x: np.maximum(x, 0),
+          lambda xp, g, out, x: g * (xp.raw(out) > 0), elementwise=True, domain=("nonzero",))
+# torch.clamp passes the gradient where min <= x <= max, i.e. exactly where the output equals x.
+primitive("clamp", lambda x, min=None, max=None: np.clip(x, min, max),
+          lambda xp, g, out, x, min=None, max=None: g * (xp.raw(out) == xp.raw(x)),
+          elementwise=True)
+primitive("where", np.where,
+          None,
+          lambda xp, g, out, c, x, y: xp.where(c, g, 0),
+          lambda xp, g, out, c, x, y: xp.where(c, 0, g), elementwise=True,
+          domain=("bool", "real", "real"))
+primitive("astype", lambda x, dtype: x.astype(dtype),
+          lambda xp, g, out, x, dtype: xp.astype(g, dtype=x.dtype))
+
+# linear algebra
+primitive("matmul", np.matmul, _matmul_vjp_x, _matmul_vjp_y)
+# Linear as one node: x @ W.T + b, so a layer costs one node forward and one backward.
+primitive("linear", _linear,
+          lambda xp, g, out, x, w, b=None: g @ w,
+          lambda xp, g, out, x, w, b=None: g.reshape(-1, w.shape[0]).T @ x.reshape(-1, w.shape[1]),
+          lambda xp, g, out, x, w, b: g.reshape(-1, w.shape[0]).sum(axis=0))
+
+# reductions
+primitive("sum", lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
+          lambda xp, g, out, x, axis=None, keepdims=False:
+              xp.broadcast_to(g.reshape(kept_shape(x.shape, axis)), shape=x.shape))
+primitive("amax", lambda x, axis=None, keepdims=False: np.amax(x, axis=axis, keepdims=keepdims),
+          lambda xp, g, out, x, axis=None, keepdims=False:
+              g.reshape(kept_shape(x.shape, axis)) * _amax_share(xp.raw(x), xp.raw(out), axis))
+
+# shapes and indexing
+primitive("reshape", lambda x, shape: x.reshape(shape),
+          lambda xp, g, out, x, shape: xp.reshape(g, shape=x.shape))
+primitive("transpose", lambda x, axes: np.transpose(x, axes),
+          lambda xp, g, out, x, axes: xp.transpose(g, axes=tuple(np.argsort(axes))))
+primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
+          lambda xp, g, out, x, shape: xp.sum_to(g, shape=x.shape))
+primitive("sum_to", sum_to,
+          lambda xp, g, out, x, shape: xp.broadcast_to(g, shape=x.shape))
+primitive("getitem", lambda x, index: x[index],
+          lambda xp, g, out, x, index: xp.scatter_add(g, shape=x.shape, index=index))
+primitive("scatter_add", _scatter_add,
+          lambda xp, g, out, x, shape, index: xp.getitem(g, index=index))
+primitive("cat", lambda *xs, axis=0: np.concatenate(xs, axis=axis), _cat_vjp, variadic=True)
+
+# softmax family, each one node with its true Jacobian
+primitive("softmax", _softmax,
+          lambda xp, g, out, x, axis: out * (g - (g * out).sum(axis=axis, keepdims=True)))
+primitive("log_softmax", _log_softmax,
+          lambda xp, g, out, x, axis: g - xp.exp(out) * g.sum(axis=axis, keepdims=True))
+# The course's fused softmax + cross-entropy: its gradient is (p - one_hot) / N, nothing more.
+primitive("softmax_cross_entropy", _softmax_cross_entropy,
+          lambda xp, g, out, x, t:
+              (xp.softmax(x, axis=1) - _one_hot_like(x, xp.raw(t))) * (g / len(t)),
+          None)
+
+
+def _array_namespace() -> SimpleNamespace:
+    """xp for a plain backward: each primitive is its own forward on ndarrays."""
+    return SimpleNamespace(raw=lambda a: a, **{n: p.forward for n, p in PRIMITIVES.items()})
+
+
+ARRAY_NS = _array_namespace()

@@ -1,0 +1,45 @@
+"""Stochastic gradient descent with torch.optim.SGD's exact rule."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    """theta <- theta - lr * d, with d the gradient (plus weight decay), optionally through a
+    momentum buffer b <- momentum * b + (1 - dampening) * g (b = g on the first step), and
+    d = g + momentum * b for Nesterov."""
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
+                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False):
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
+                        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _validate(self, group: dict) -> None:
+        super()._validate(group)
+        if group["momentum"] < 0:
+            raise ValueError(f"invalid momentum value: {group['momentum']} (must be >= 0)")
+        if group["weight_decay"] < 0:
+            raise ValueError(f"invalid weight_decay value: {group['weight_decay']} "
+                             "(must be >= 0)")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening")
+
+    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict, group: dict) -> None:
+        momentum, weight_decay = group["momentum"], group["weight_decay"]
+        d = -grad if group["maximize"] else grad
+        if weight_decay != 0:
+            d = d + weight_decay * param
+        if momentum != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = d.copy()
+            else:
+                buf *= momentum
+                damp = 1 - group["dampening"]
+                buf += d if damp == 1 else damp * d
+            d = d + momentum * buf if group["nesterov"] else buf
+        param -= group["lr"] * d

@@ -1,0 +1,95 @@
+"""The one random generator everything draws from: weights, dropout masks, shuffling.
+
+`manual_seed(s)` makes every later draw reproducible bit for bit. Draws happen directly in the
+requested dtype (NumPy's Generator supports float32), so float32 stays float32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .tensor import Tensor, _wrap, get_default_dtype
+
+DEFAULT_SEED = 0  # like torch, a fresh process starts from a fixed seed
+
+
+class _Generator:
+    rng = np.random.default_rng(DEFAULT_SEED)
+    seed = DEFAULT_SEED
+
+
+def manual_seed(seed: int) -> None:
+    """Reseed the global generator."""
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"manual_seed: seed must be a non-negative integer, got {seed!r}")
+    _Generator.rng = np.random.default_rng(int(seed))
+    _Generator.seed = int(seed)
+
+
+def initial_seed() -> int:
+    return _Generator.seed
+
+
+def generator() -> np.random.Generator:
+    """The global NumPy Generator (for library code that needs raw draws)."""
+    return _Generator.rng
+
+
+def get_rng_state() -> dict:
+    """The generator's full state, for checkpoints."""
+    return _Generator.rng.bit_generator.state
+
+
+def set_rng_state(state: dict) -> None:
+    _Generator.rng.bit_generator.state = state
+
+
+def _shape(size) -> tuple[int, ...]:
+    if len(size) == 1 and not isinstance(size[0], (int, np.integer)):
+        return tuple(size[0])
+    return tuple(size)
+
+
+def _float_dtype(dtype):
+    dtype = np.dtype(dtype) if dtype is not None else get_default_dtype()
+    if dtype.kind != "f":
+        raise TypeError(f"expected a floating dtype, got {dtype}")
+    return dtype
+
+
+def randn(*size, dtype=None, requires_grad=False) -> Tensor:
+    """Standard normal samples of the given shape."""
+    data = _Generator.rng.standard_normal(_shape(size), dtype=_float_dtype(dtype))
+    return _wrap(data).requires_grad_(requires_grad)
+
+
+def rand(*size, dtype=None, requires_grad=False) -> Tensor:
+    """Uniform samples in [0, 1)."""
+    data = _Generator.rng.random(_shape(size), dtype=_float_dtype(dtype))
+    return _wrap(data).requires_grad_(requires_grad)
+
+
+def randint(low: int, high: int | None = None, size=(), dtype=np.int64) -> Tensor:
+    """Integers uniform in [low, high) (or [0, low) when high is omitted)."""
+    if high is None:
+        low, high = 0, low
+    return _wrap(_Generator.rng.integers(low, high, size=tuple(size), dtype=dtype))
+
+
+def randperm(n: int) -> Tensor:
+    return _wrap(_Generator.rng.permutation(n).astype(np.int64))
+
+
+def uniform_array(shape, low, high, dtype) -> np.ndarray:
+    """low + (high - low) * U[0, 1), drawn in `dtype`."""
+    u = _Generator.rng.random(shape, dtype=dtype)
+    u *= high - low
+    u += low
+    return u
+
+
+def normal_array(shape, mean, std, dtype) -> np.ndarray:
+    z = _Generator.rng.standard_normal(shape, dtype=dtype)
+    z *= std
+    z += mean
+    return z

@@ -1,0 +1,240 @@
+"""The backward engine and the Tensor surface: graph shape, accumulation, grad modes, errors."""
+
+import numpy as np
+import pytest
+
+import retrograd
+from retrograd.autograd import GradcheckError, grad, gradcheck
+from retrograd.ops import Primitive
+from retrograd.tensor import apply
+
+
+def t64(a, requires_grad=True):
+    return retrograd.tensor(np.asarray(a, dtype=np.float64), requires_grad=requires_grad)
+
+
+def test_ten_thousand_deep_chain_has_no_recursion_limit():
+    x = t64(1.5)
+    y = x
+    for _ in range(10_000):
+        y = y * 0.9999 + 0.0001
+    y.backward()
+    # y_n = 0.9999 y_{n-1} + c, so dy/dx = 0.9999 ** n
+    np.testing.assert_allclose(x.grad.item(), 0.9999 ** 10_000, rtol=1e-10)
+    del y  # freeing a deep graph must not overflow the stack either
+
+
+def test_reused_nodes_accumulate():
+    x = t64([0.5, -1.0, 2.0])
+    a = x * x  # used three times below
+    y = (a * a + a * 3.0 + a.exp()).sum()
+    y.backward()
+    xv = x.numpy()
+    expected = 4 * xv ** 3 + 6 * xv + 2 * xv * np.exp(xv ** 2)
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-12)
+
+
+def test_leaf_grad_accumulates_across_backward_calls_and_zeroes():
+    x = t64([1.0, 2.0])
+    (x * 3).sum().backward()
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 3 + 2 * x.numpy())
+    x.grad = None
+    (x * 2).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0])
+
+
+def test_two_leaves_sharing_one_gradient_array_get_separate_grads():
+    a, b = t64([1.0, 2.0]), t64([3.0, 4.0])
+    (a + b).sum().backward()
+    a.grad.zero_()
+    np.testing.assert_array_equal(b.grad.numpy(), [1.0, 1.0])
+
+
+def test_backward_with_gradient_does_not_alias_callers_array():
+    x = t64([1.0, 2.0])
+    seed = np.array([5.0, 7.0])
+    (x + 0).backward(seed)
+    seed[:] = 0
+    np.testing.assert_array_equal(x.grad.numpy(), [5.0, 7.0])
+
+
+def test_no_grad_builds_no_graph():
+    x = t64([1.0, 2.0])
+    with retrograd.no_grad():
+        y = (x * 2).exp().sum()
+    assert not y.requires_grad and y.grad_fn is None
+
+    @retrograd.no_grad()
+    def f(v):
+        return v * 3
+
+    assert f(x).grad_fn is None
+    assert retrograd.is_grad_enabled()
+    with retrograd.no_grad(), retrograd.enable_grad():
+        assert (x * 2).grad_fn is not None
+
+
+def test_plain_backward_builds_no_graph_and_create_graph_does():
+    x = t64([0.3, -0.7])
+    y = (x.tanh() * x).sum()
+    (g,) = grad(y, x)
+    assert g.grad_fn is None and not g.requires_grad
+    y = (x.tanh() * x).sum()
+    (g,) = grad(y, x, create_graph=True)
+    assert g.grad_fn is not None
+    # d/dx (tanh x * x) = tanh x + x (1 - tanh^2 x); the second derivative of the sum:
+    (h,) = grad(g.sum(), x)
+    th = np.tanh(x.numpy())
+    np.testing.assert_allclose(h.numpy(), 2 * (1 - th ** 2) - 2 * x.numpy() * th * (1 - th ** 2))
+
+
+def test_grad_leaves_dot_grad_untouched_and_reaches_intermediates():
+    x = t64([1.0, 2.0, 3.0])
+    h = x * x
+    y = (h * 2).sum()
+    gx, gh = grad(y, [x, h], retain_graph=True)
+    assert x.grad is None
+    np.testing.assert_allclose(gx.numpy(), 4 * x.numpy())
+    np.testing.assert_allclose(gh.numpy(), [2.0, 2.0, 2.0])
+
+
+def test_grad_unused_input():
+    x, z = t64([1.0]), t64([2.0])
+    y = (x * 2).sum()
+    with pytest.raises(RuntimeError, match="not used"):
+        grad(y, [x, z], retain_graph=True)
+    gx, gz = grad(y, [x, z], allow_unused=True)
+    assert gz is None and gx.item() == 2.0
+
+
+def test_second_backward_through_freed_graph_raises_unless_retained():
+    x = t64([1.0, 2.0])
+    y = (x.exp()).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.exp(x.numpy()))
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+
+
+def test_backward_on_non_scalar_needs_gradient():
+    x = t64([1.0, 2.0])
+    y = x * 2
+    with pytest.raises(RuntimeError, match=r"shape \(2,\) needs a `gradient`"):
+        y.backward()
+    assert x.grad is None
+    y.backward(retrograd.tensor([1.0, 10.0], dtype=np.float64))
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 20.0])
+
+
+def test_backward_without_requires_grad_raises():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        retrograd.tensor([1.0]).sum().backward()
+
+
+def test_matmul_shape_mismatch_names_both_shapes():
+    a, b = retrograd.randn(2, 3), retrograd.randn(4, 5)
+    with pytest.raises(ValueError, match=r"\(2, 3\) and \(4, 5\)"):
+        a @ b
+
+
+def test_in_place_change_of_a_saved_array_is_detected():
+    w = retrograd.randn(3, 2, requires_grad=True)
+    x = retrograd.randn(4, 3)
+    loss = (x @ w).tanh().sum()
+    with retrograd.no_grad():
+        w.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        loss.backward()
+    assert w.grad is None
+
+
+def test_in_place_change_of_input_data_is_detected():
+    w = retrograd.randn(3, 2, requires_grad=True)
+    x = retrograd.randn(4, 3)
+    loss = (x @ w).sum()
+    x[0, 0] = 5.0
+    with pytest.raises(RuntimeError, match="in-place"):
+        loss.backward()
+
+
+def test_in_place_change_of_an_intermediate_through_detach_is_detected():
+    x = t64([0.5, 1.5])
+    h = x.exp()
+    loss = (h * h).sum()
+    h.detach().mul_(2.0)
+    with pytest.raises(RuntimeError, match="in-place"):
+        loss.backward()
+
+
+def test_optimizer_step_before_backward_is_detected():
+    model = retrograd.nn.Linear(3, 2)
+    opt = retrograd.optim.SGD(model.parameters(), lr=0.1)
+    loss = model(retrograd.randn(5, 3)).sum()
+    loss.backward(retain_graph=True)
+    opt.step()
+    with pytest.raises(RuntimeError, match="in-place"):
+        loss.backward()
+
+
+def test_in_place_on_leaf_requiring_grad_is_refused_outside_no_grad():
+    w = t64([1.0, 2.0])
+    before = w.numpy().copy()
+    with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
+        w.mul_(2.0)
+    np.testing.assert_array_equal(w.numpy(), before)
+
+
+def test_tensor_dtypes_follow_torch():
+    assert retrograd.tensor([1.0, 2.0]).dtype == np.float32
+    assert retrograd.tensor(3.5).dtype == np.float32
+    assert retrograd.tensor([1, 2]).dtype == np.int64
+    assert retrograd.tensor([True, False]).dtype == np.bool_
+    assert retrograd.tensor(np.zeros(2)).dtype == np.float64
+    assert retrograd.tensor(np.zeros(2, dtype=np.int32)).dtype == np.int32
+    with pytest.raises(TypeError, match="floating-point"):
+        retrograd.tensor([1, 2], requires_grad=True)
+
+
+def test_float32_stays_float32_with_python_and_numpy_scalars():
+    x = retrograd.randn(3, requires_grad=True)
+    y = (x * 0.5 + np.float64(2.0)) / 3 - 1.5 ** x
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_mixed_dtypes_promote_forward_and_cast_gradients_back():
+    a = retrograd.tensor(np.ones(2, dtype=np.float32), requires_grad=True)
+    b = retrograd.tensor(np.ones(2), requires_grad=True)
+    y = (a * b).sum()
+    assert y.dtype == np.float64
+    y.backward()
+    assert a.grad.dtype == np.float32 and b.grad.dtype == np.float64
+
+
+def test_tensor_surface():
+    t = retrograd.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    assert t.shape == (2, 2) and t.ndim == 2 and t.numel() == 4
+    np.testing.assert_array_equal(np.asarray(t), [[1, 2], [3, 4]])
+    np.testing.assert_array_equal(t.T.numpy(), [[1, 3], [2, 4]])
+    assert t.sum().item() == 10.0
+    d = t.detach()
+    assert not d.requires_grad and d.numpy() is t.numpy()
+    assert "requires_grad=True" in repr(t)
+    assert "grad_fn=<MulBackward>" in repr(t * 2)
+
+
+def test_gradcheck_accepts_a_correct_gradient():
+    x = t64(np.random.default_rng(0).standard_normal((3, 2)))
+    w = t64(np.random.default_rng(1).standard_normal((2, 4)))
+    assert gradcheck(lambda a, b: (a @ b).tanh().softmax(1), [x, w])
+
+
+def test_gradcheck_reports_the_worst_entry_of_a_wrong_gradient():
+    wrong_square = Primitive("wrong_square", np.square, (lambda xp, g, out, x: g * x,))
+    x = t64([1.0, -2.0, 3.0])
+    with pytest.raises(GradcheckError, match=r"input index \(2,\): analytic 3, numerical 6\.0"):
+        gradcheck(lambda a: apply(wrong_square, a), [x])
+    assert gradcheck(lambda a: apply(wrong_square, a), [x], raise_exception=False) is False
