@@ -97,10 +97,12 @@ def cat(tensors, dim: int = 0) -> Tensor:
     tensors = [_as_operand(t) for t in tensors]
     if not tensors:
         raise ValueError("cat: expected a non-empty sequence of tensors")
-    ndim = tensors[0].ndim
+    first = tensors[0].shape
+    axis = dim % max(len(first), 1)
     for t in tensors:
-        if t.ndim != ndim or any(a != b for k, (a, b) in enumerate(zip(t.shape, tensors[0].shape))
-                                 if k != dim % max(ndim, 1)):
+        same = t.ndim == len(first) and all(
+            a == b for k, (a, b) in enumerate(zip(t.shape, first, strict=True)) if k != axis)
+        if not same:
             raise ValueError("cat: shapes " + ", ".join(str(t.shape) for t in tensors) +
                              f" do not match outside dimension {dim}")
     return apply(PRIMITIVES["cat"], *tensors, axis=dim)

@@ -7,11 +7,12 @@ argument's cotangent, with the signature ``vjp(xp, g, out, *args, **params)``.
 Every VJP is written once, against `xp`: a namespace with one function per primitive. During a plain
 ``backward()`` the engine passes ``ARRAY_NS``, whose functions are the forwards themselves, and all
 arguments are raw ndarrays, so no graph is built and nothing is wrapped. Under
-``create_graph=True`` it passes the Tensor namespace, whose functions record graph nodes, so the very
-same VJP code produces a differentiable gradient (Hessian-vector products need exactly that).
+``create_graph=True`` it passes the Tensor namespace, whose functions record graph nodes, so the
+very same VJP code produces a differentiable gradient (Hessian-vector products need exactly that).
 Besides `xp.<primitive>`, VJPs use only what ndarray and Tensor share: the operators
-``+ - * / ** @ > ==``, ``.T``, ``.mT``, ``.reshape(shape)``, ``.sum(axis=, keepdims=)``, ``.shape``,
-``.ndim``, ``.dtype``; ``xp.raw(t)`` gives the ndarray behind a value, for masks that carry no gradient.
+``+ - * / ** @ > ==``, ``.T``, ``.mT``, ``.reshape(shape)``, ``.sum(axis=, keepdims=)``,
+``.shape``, ``.ndim``, ``.dtype``; ``xp.raw(t)`` gives the ndarray behind a value, for masks that
+carry no gradient.
 
 Broadcasting is undone in one place, the engine: a VJP of an elementwise primitive returns the
 gradient in the output's shape and the engine sums it back to the argument's shape.

@@ -101,7 +101,8 @@ def _to_array(data, dtype=None) -> np.ndarray:
 
 def _check_grad_dtype(data: np.ndarray) -> None:
     if data.dtype.kind != "f":
-        raise TypeError(f"only floating-point tensors can require gradients, got dtype {data.dtype}")
+        raise TypeError("only floating-point tensors can require gradients, "
+                        f"got dtype {data.dtype}")
 
 
 def _normalize_index(index):

@@ -1,12 +1,22 @@
 """retrograd.nn: modules, layers and their functional forms."""
 
+from ..tensor import Parameter
 from . import functional, init
 from .layers import (
-    Dense, Dropout, Flatten, Identity, Linear, LogSoftmax, ModuleList, ReLU, Sequential, Sigmoid,
-    Softmax, Tanh,
+    Dense,
+    Dropout,
+    Flatten,
+    Identity,
+    Linear,
+    LogSoftmax,
+    ModuleList,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
 )
 from .module import Module
-from ..tensor import Parameter
 
 __all__ = ["Module", "Parameter", "Linear", "Dense", "ReLU", "Sigmoid", "Tanh", "Softmax",
            "LogSoftmax", "Dropout", "Identity", "Flatten", "Sequential", "ModuleList",

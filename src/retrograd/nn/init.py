@@ -1,4 +1,4 @@
-"""Weight initializers with torch.nn.init's formulas; each fills a tensor in place and returns it."""
+"""Weight initializers with torch.nn.init's formulas; each fills a tensor in place, returns it."""
 
 from __future__ import annotations
 
