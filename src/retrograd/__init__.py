@@ -9,6 +9,7 @@ import numpy as np
 
 from . import autograd
 from .autograd import GradcheckError, gradcheck
+from .cpu import set_flush_denormal
 from .functions import (
     abs,
     amax,

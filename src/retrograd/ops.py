@@ -156,6 +156,23 @@ def _cat_vjp(xp, g, out, *xs, axis, arg):
 
 # matmul follows np.matmul's rules for 1-D operands: a vector is promoted to a matrix and the
 # added axis removed from the result, so its gradient removes it again.
+# pow follows torch's conventions where the calculus formula would give 0 * inf:
+# the slope in x is 0 wherever the exponent is 0, and the slope in y is 0 where x == 0 <= y.
+def _pow_vjp_x(xp, g, out, x, y):
+    zero = xp.raw(y) == 0
+    if not np.any(zero):
+        return g * y * x ** (y - 1)
+    y = xp.where(zero, 1, y)
+    return xp.where(zero, 0, g * y * x ** (y - 1))
+
+
+def _pow_vjp_y(xp, g, out, x, y):
+    at_zero = (xp.raw(x) == 0) & (xp.raw(y) >= 0)
+    if np.any(at_zero):
+        x = xp.where(at_zero, 1, x)  # log 1 = 0 there
+    return g * out * xp.log(x)
+
+
 def _drop_last(a):
     return a.reshape(a.shape[:-1])
 
@@ -196,10 +213,7 @@ primitive("mul", np.multiply,
 primitive("div", np.divide,
           lambda xp, g, out, x, y: g / y,
           lambda xp, g, out, x, y: -g * out / y, elementwise=True, domain=("real", "nonzero"))
-primitive("pow", np.power,
-          lambda xp, g, out, x, y: g * y * x ** (y - 1),
-          lambda xp, g, out, x, y: g * out * xp.log(x), elementwise=True,
-          domain=("positive", "real"))
+primitive("pow", np.power, _pow_vjp_x, _pow_vjp_y, elementwise=True, domain=("positive", "real"))
 primitive("neg", np.negative, lambda xp, g, out, x: -g, elementwise=True)
 
 # elementwise functions

@@ -10,7 +10,8 @@ from ..tensor import Tensor
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     """The gain torch recommends for a nonlinearity (relu: sqrt 2, tanh: 5/3, ...)."""
-    linear = {"linear", "conv1d", "conv2d", "conv3d", "sigmoid", "identity"}
+    linear = {"linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+              "conv_transpose3d", "sigmoid"}
     if nonlinearity in linear:
         return 1.0
     if nonlinearity == "tanh":

@@ -28,16 +28,30 @@ class Module:
     # Parameters, buffers and submodules live in their registries *and* as plain attributes,
     # so reading `self.weight` in forward() is an ordinary (fast) attribute lookup.
     def __setattr__(self, name: str, value) -> None:
+        """Register Parameters and Modules under `name` (keeping the place of a name assigned
+        again), as torch does; None keeps a registered name registered."""
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"cannot assign {name!r} before Module.__init__() was called")
-        for registry in (self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
+        params, buffers, modules = self._parameters, self._buffers, self._modules
         if isinstance(value, Parameter):
-            self._parameters[name] = value
+            buffers.pop(name, None)
+            modules.pop(name, None)
+            params[name] = value
         elif isinstance(value, Module):
-            self._modules[name] = value
+            params.pop(name, None)
+            buffers.pop(name, None)
+            modules[name] = value
+        elif name in params or name in modules:
+            if value is not None:
+                kind = "parameter" if name in params else "module"
+                raise TypeError(f"cannot assign {type(value).__name__} as {kind} {name!r} "
+                                f"({'Parameter' if kind == 'parameter' else 'Module'} or None "
+                                "expected)")
+            (params if name in params else modules)[name] = None
+        elif name in buffers:
+            buffers[name] = value
         elif value is None and name in getattr(type(self), "_optional_parameters", ()):
-            self._parameters[name] = None
+            params[name] = None
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -170,16 +184,21 @@ class Module:
     # ------------------------------------------------------------------ state
     def state_dict(self) -> OrderedDict[str, Tensor]:
         """Parameters and persistent buffers under torch's key names ("0.weight", "fc.bias").
-        The tensors share memory with the module (detached), as in torch."""
+        The tensors share memory with the module (detached), as in torch. A submodule used in
+        two places appears under both names, as in torch."""
         state = OrderedDict()
-        for mod_prefix, module in self.named_modules():
-            skip = module.__dict__.get("_non_persistent", set())
-            for registry in (module._parameters, module._buffers):
-                for name, t in registry.items():
-                    if t is not None and name not in skip:
-                        key = f"{mod_prefix}.{name}" if mod_prefix else name
-                        state.setdefault(key, t.detach())
+        self._collect_state(state, "")
         return state
+
+    def _collect_state(self, state: OrderedDict, prefix: str) -> None:
+        skip = self.__dict__.get("_non_persistent", set())
+        for registry in (self._parameters, self._buffers):
+            for name, t in registry.items():
+                if t is not None and name not in skip:
+                    state[prefix + name] = t.detach()
+        for name, child in self._modules.items():
+            if child is not None:
+                child._collect_state(state, f"{prefix}{name}.")
 
     def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
         """Copy arrays (ndarrays, retrograd or torch tensors) into the existing parameters,
