@@ -47,6 +47,15 @@ def rand(*shape, seed=0):
     return np.random.default_rng(seed + len(shape)).standard_normal(shape)
 
 
+def uniform(*shape, seed=5):
+    return np.random.default_rng(seed + len(shape)).uniform(0, 1, shape)
+
+
+def probabilities(*shape):
+    e = np.exp(rand(*shape, seed=9))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 # (arguments, parameters) for the primitives that are not elementwise
 CASES = {
     "matmul": [([rand(3), rand(3)], {}), ([rand(2, 3), rand(3)], {}), ([rand(3), rand(3, 4)], {}),
@@ -72,8 +81,25 @@ CASES = {
             ([rand(2, 3), rand(2, 1)], dict(axis=-1))],
     "softmax": [([rand(3, 4)], dict(axis=1)), ([rand(2, 3, 4)], dict(axis=0))],
     "log_softmax": [([rand(3, 4)], dict(axis=1)), ([rand(5)], dict(axis=0))],
-    "softmax_cross_entropy": [([rand(4, 3), np.array([0, 2, 1, 2])], {})],
     "astype": [([rand(2, 3)], dict(dtype=np.float64))],
+    "softmax_cross_entropy": [
+        ([rand(4, 3), np.array([0, 2, 1, 2])], {}),
+        ([rand(4, 3), np.array([0, 2, 1, 2])],
+         dict(weight=np.array([0.5, 2.0, 1.0]), ignore_index=1, smoothing=0.2)),
+        ([rand(4, 3), np.array([0, 2, 1, 2])], dict(gamma=2.0)),
+        ([rand(4, 3), np.array([0, 2, 1, 2])], dict(gamma=0.5, weight=np.array([1.0, 3.0, 0.5]))),
+        ([rand(4, 3), np.array([0, 2, 1, 2])], dict(sample_weight=np.array([1.0, -2.0, 0.5, 3]))),
+        ([rand(2, 3, 4), np.array([[0, 1, 2, 1], [2, 2, 0, 1]])],
+         dict(weight=np.array([0.5, 2.0, 1.0]), smoothing=0.1, ignore_index=0)),
+        ([rand(4, 3), probabilities(4, 3)], {}),
+        ([rand(4, 3), probabilities(4, 3)], dict(weight=np.array([0.5, 2.0, 1.0]), smoothing=0.3)),
+        ([rand(2, 3, 2), probabilities(2, 3, 2)], dict(sample_weight=uniform(2, 2) + 0.5)),
+    ],
+    "bce_with_logits": [([rand(3, 4), uniform(3, 4)], {}),
+                        ([rand(3, 4), uniform(3, 4)],
+                         dict(weight=uniform(4) + 0.5, pos_weight=uniform(4) * 3))],
+    "bce": [([uniform(3, 4) * 0.8 + 0.1, uniform(3, 4)], {}),
+            ([uniform(3, 4) * 0.8 + 0.1, uniform(3, 4)], dict(weight=uniform(3, 1) + 0.5))],
 }
 
 

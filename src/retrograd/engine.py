@@ -100,11 +100,13 @@ def run_backward(roots, root_grads, *, targets=None, create_graph=False, retain_
                     continue
                 if prim.variadic:
                     gi = prim.vjps[0](xp, g, out, *args, **node.params, arg=i)
+                elif prim.vjps[i] is None:
+                    continue
+                elif prim.saves:
+                    gi = prim.vjps[i](xp, g, out, *args, **node.params,
+                                      saved=_hand_over(node, create_graph, retain_graph))
                 else:
-                    vjp = prim.vjps[i]
-                    if vjp is None:
-                        continue
-                    gi = vjp(xp, g, out, *args, **node.params)
+                    gi = prim.vjps[i](xp, g, out, *args, **node.params)
                 gi = _fit(gi, a, xp)
                 if a._node is None:
                     results[key] = (a, results[key][1] + gi if key in results else gi)
@@ -129,10 +131,22 @@ def _needed_nodes(order: list[Node], targets) -> set[int]:
     return needed
 
 
+def _hand_over(node: Node, create_graph: bool, retain_graph: bool):
+    """The forward's saved arrays, for a VJP that may overwrite them: given away once (a copy
+    while the graph is retained); None under create_graph, where the VJP must recompute."""
+    if create_graph or node.saved is None:
+        return None
+    if retain_graph:
+        return tuple(np.copy(a) if isinstance(a, np.ndarray) else a for a in node.saved)
+    saved, node.saved = node.saved, None
+    return saved
+
+
 def _release(node: Node, retain_graph: bool) -> None:
     if not retain_graph:
         node.args = None
         node.out = None
+        node.saved = None
 
 
 def _root_gradient(t: Tensor, gradient) -> object:

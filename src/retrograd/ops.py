@@ -30,6 +30,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from . import fused_losses as _fl
+
 
 @dataclass(frozen=True)
 class Primitive:
@@ -40,6 +42,12 @@ class Primitive:
     each one with `arg=i`. `elementwise` primitives broadcast their arguments and are tested
     automatically over scalar, vector, matrix and broadcast shapes, drawing each argument from
     its `domain` ("real", "positive", "nonzero" or "bool").
+
+    A primitive that `saves` returns `(out, saved)` from its forward: intermediate arrays its VJP
+    would otherwise recompute (the fused losses keep exp(x - max)). During a plain backward the
+    VJP receives them as `saved=` and may overwrite them (the engine hands over a copy when the
+    graph is retained); under create_graph it receives `saved=None` and recomputes with `xp`, so
+    the gradient stays differentiable.
     """
 
     name: str
@@ -48,17 +56,19 @@ class Primitive:
     elementwise: bool = False
     domain: tuple[str, ...] = ()
     variadic: bool = False
+    saves: bool = False
 
 
 PRIMITIVES: dict[str, Primitive] = {}
 
 
-def primitive(name, forward, *vjps, elementwise=False, domain=None, variadic=False) -> Primitive:
+def primitive(name, forward, *vjps, elementwise=False, domain=None, variadic=False,
+              saves=False) -> Primitive:
     """Register a primitive in the table (see the module docstring for the VJP signature)."""
     if name in PRIMITIVES:
         raise ValueError(f"primitive {name!r} is already defined")
     domain = tuple(domain) if domain is not None else ("real",) * len(vjps)
-    prim = Primitive(name, forward, tuple(vjps), elementwise, domain, variadic)
+    prim = Primitive(name, forward, tuple(vjps), elementwise, domain, variadic, saves)
     PRIMITIVES[name] = prim
     return prim
 
@@ -127,18 +137,6 @@ def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -
     if bias is not None:
         out += bias
     return out
-
-
-def _softmax_cross_entropy(logits: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """mean_n (logsumexp(x_n) - x_n[t_n]): softmax and cross-entropy fused, for class indices."""
-    logp = _log_softmax(logits, axis=1)
-    return -logp[np.arange(len(target)), target].mean()
-
-
-def _one_hot_like(x, target) -> np.ndarray:
-    hot = np.zeros(x.shape, dtype=x.dtype)
-    hot[np.arange(len(target)), target] = 1
-    return hot
 
 
 def _amax_share(x, out, axis):
@@ -277,16 +275,26 @@ primitive("softmax", _softmax,
           lambda xp, g, out, x, axis: out * (g - (g * out).sum(axis=axis, keepdims=True)))
 primitive("log_softmax", _log_softmax,
           lambda xp, g, out, x, axis: g - xp.exp(out) * g.sum(axis=axis, keepdims=True))
-# The course's fused softmax + cross-entropy: its gradient is (p - one_hot) / N, nothing more.
-primitive("softmax_cross_entropy", _softmax_cross_entropy,
-          lambda xp, g, out, x, t:
-              (xp.softmax(x, axis=1) - _one_hot_like(x, xp.raw(t))) * (g / len(t)),
-          None)
+primitive("softplus", lambda x: np.logaddexp(0, x), lambda xp, g, out, x: g * xp.sigmoid(x),
+          elementwise=True)
+
+# Fused losses (fused_losses.py derives each): the course's softmax + cross-entropy against any
+# target, whose gradient is p * sum(a) - a, and binary cross-entropy on logits or probabilities.
+primitive("softmax_cross_entropy", _fl.softmax_cross_entropy, _fl.softmax_cross_entropy_vjp,
+          _fl.softmax_cross_entropy_target_vjp, saves=True)
+primitive("bce_with_logits", _fl.bce_with_logits, _fl.bce_with_logits_vjp_x,
+          _fl.bce_with_logits_vjp_t)
+primitive("bce", _fl.bce, _fl.bce_vjp_p, _fl.bce_vjp_t)
 
 
 def _array_namespace() -> SimpleNamespace:
     """xp for a plain backward: each primitive is its own forward on ndarrays."""
-    return SimpleNamespace(raw=lambda a: a, **{n: p.forward for n, p in PRIMITIVES.items()})
+    def without_saved(forward):
+        return lambda *args, **params: forward(*args, **params)[0]
+
+    functions = {n: without_saved(p.forward) if p.saves else p.forward
+                 for n, p in PRIMITIVES.items()}
+    return SimpleNamespace(raw=lambda a: a, **functions)
 
 
 ARRAY_NS = _array_namespace()

@@ -38,13 +38,14 @@ def set_default_dtype(dtype) -> None:
 class Node:
     """One recorded application of a primitive; its backward is the primitive's VJPs."""
 
-    __slots__ = ("prim", "args", "params", "out", "out_vc", "versions")
+    __slots__ = ("prim", "args", "params", "out", "saved", "out_vc", "versions")
 
-    def __init__(self, prim: Primitive, args: tuple, params: dict, out: np.ndarray):
+    def __init__(self, prim: Primitive, args: tuple, params: dict, out: np.ndarray, saved=None):
         self.prim = prim
         self.args = args
         self.params = params
         self.out = out
+        self.saved = saved
         self.out_vc = [0]
         self.versions = tuple(a._vc[0] if isinstance(a, Tensor) else None for a in args)
 
@@ -72,12 +73,15 @@ def apply(prim: Primitive, *args, **params) -> Tensor:
     unchanged, so NumPy's weak Python-scalar promotion keeps float32 as float32.
     """
     out = prim.forward(*[a._data if isinstance(a, Tensor) else a for a in args], **params)
+    saved = None
+    if prim.saves:
+        out, saved = out
     if type(out) is not np.ndarray:
         out = np.asarray(out)
     if _State.enabled:
         for a in args:
             if isinstance(a, Tensor) and a.requires_grad:
-                return _wrap(out, True, Node(prim, args, params, out))
+                return _wrap(out, True, Node(prim, args, params, out, saved))
     return _wrap(out)
 
 

@@ -16,8 +16,17 @@ from .layers import (
     Softmax,
     Tanh,
 )
+from .losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    FocalLoss,
+    MSELoss,
+    NLLLoss,
+)
 from .module import Module
 
 __all__ = ["Module", "Parameter", "Linear", "Dense", "ReLU", "Sigmoid", "Tanh", "Softmax",
            "LogSoftmax", "Dropout", "Identity", "Flatten", "Sequential", "ModuleList",
-           "functional", "init"]
+           "functional", "init", "CrossEntropyLoss", "NLLLoss", "MSELoss", "BCELoss",
+           "BCEWithLogitsLoss", "FocalLoss"]

@@ -7,8 +7,23 @@ import numpy as np
 from .. import random as _random
 from ..ops import PRIMITIVES
 from ..tensor import Tensor, _wrap, apply
+from .functional_losses import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    focal_loss,
+    mse_loss,
+    nll_loss,
+    policy_gradient_loss,
+    sigmoid_focal_loss,
+)
 
 _P = PRIMITIVES
+
+__all__ = ["linear", "relu", "sigmoid", "tanh", "softplus", "softmax", "log_softmax", "dropout",
+           "one_hot", "cross_entropy", "nll_loss", "mse_loss", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits", "sigmoid_focal_loss", "focal_loss",
+           "policy_gradient_loss"]
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -20,6 +35,11 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if bias is None:
         return apply(_P["linear"], input, weight)
     return apply(_P["linear"], input, weight, bias)
+
+
+def softplus(input: Tensor) -> Tensor:
+    """log(1 + exp(x)), computed without overflow."""
+    return apply(_P["softplus"], input)
 
 
 def relu(input: Tensor) -> Tensor:
@@ -67,24 +87,3 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
         bad = labels[(labels < 0) | (labels >= num_classes)].flat[0]
         raise ValueError(f"one_hot: class index {bad} is outside [0, {num_classes})")
     return _wrap((labels[..., None] == np.arange(num_classes)).astype(np.int64))
-
-
-def cross_entropy(input: Tensor, target) -> Tensor:
-    """mean_n (logsumexp(x_n) - x_n[y_n]) for logits (N, C) and class indices (N,).
-
-    Softmax and cross-entropy are one fused node; its gradient is (softmax(x) - one_hot(y)) / N.
-    """
-    labels = target._data if isinstance(target, Tensor) else np.asarray(target)
-    if input.ndim != 2:
-        raise ValueError(f"cross_entropy: expected logits of shape (N, C), got {input.shape}")
-    if labels.shape != input.shape[:1]:
-        raise ValueError(f"cross_entropy: target of shape {labels.shape} does not match "
-                         f"{input.shape[0]} rows of logits")
-    if labels.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: class-index targets must be integers, "
-                        f"got dtype {labels.dtype}")
-    n_classes = input.shape[1]
-    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-        bad = labels[(labels < 0) | (labels >= n_classes)].flat[0]
-        raise IndexError(f"cross_entropy: target {bad} is out of bounds for {n_classes} classes")
-    return apply(_P["softmax_cross_entropy"], input, labels)

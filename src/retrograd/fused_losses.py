@@ -1,0 +1,251 @@
+"""Fused loss kernels, registered in the primitive table (ops.py): forward and VJPs side by side.
+
+The course's central identity drives the main kernel: for logits x, per-sample target
+coefficients a_c >= 0 (or any sign, for rewards) and p = softmax(x),
+
+    loss = -sum_c a_c log p_c,        d loss / d x = p * sum_c a_c - a.
+
+Every classification loss here is that formula with a different `a`:
+  hard label y            a = one_hot(y)                        gradient p - one_hot(y)
+  class weights w         a = w_y one_hot(y)                    w_y (p - one_hot(y))
+  label smoothing eps     a = (1 - eps) w_y one_hot(y) + eps/C w   (torch's convention)
+  probability targets q   a = w * ((1 - eps) q + eps/C)
+  focal, gamma            a = w_y F one_hot(y), where F = (1-p_y)^g - g p_y (1-p_y)^(g-1) log p_y
+                          is the derivative's per-sample weight (the loss itself is
+                          -w_y (1-p_y)^g log p_y)
+  REINFORCE, returns R    a = R one_hot(action)
+
+Index targets keep `a` sparse (a weight per sample plus a dense smoothing row); probability
+targets keep it dense. The forward saves exp(x - max) and its row sums, so the backward is two
+passes over the logits, done in place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _pick(a: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """a[n, t_n, ...]: the entry of each sample's target class (class axis 1)."""
+    if a.ndim == 2:
+        return a[np.arange(a.shape[0]), t]
+    return np.take_along_axis(a, t[:, None], axis=1)[:, 0]
+
+
+def _add_at_target(a: np.ndarray, t: np.ndarray, v) -> None:
+    """a[n, t_n, ...] += v_n, in place (each sample has one target: no repeated index)."""
+    v = np.broadcast_to(v, t.shape)
+    if a.ndim == 2:
+        a[np.arange(a.shape[0]), t] += v
+    else:
+        idx = t[:, None]
+        np.put_along_axis(a, idx, np.take_along_axis(a, idx, axis=1) + v[:, None], axis=1)
+
+
+def _along_classes(w: np.ndarray, ndim: int) -> np.ndarray:
+    """A per-class vector (C,) shaped to broadcast along the class axis of an ndim array."""
+    return w.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _per_sample(v, ndim: int):
+    """A per-sample array (N, d...), the loss's shape, made to broadcast against (N, C, d...)."""
+    return v[:, None] if isinstance(v, np.ndarray) else v
+
+
+def _index_coefficients(x, target, weight, ignore_index, smoothing, sample_weight):
+    """The sparse form of `a` for class-index targets.
+
+    Returns (t, hot, spread): t is the target with ignored entries replaced by class 0, hot the
+    weight of each sample's target class (0 for ignored samples; a scalar when it is 1 for all),
+    spread the per-sample factor of the smoothing row (None without smoothing).
+    """
+    dtype = x.dtype
+    valid = target != ignore_index
+    all_valid = bool(valid.all())
+    t = target if all_valid else np.where(valid, target, 0)
+    hot = 1.0 if all_valid else valid.astype(dtype)
+    if weight is not None:
+        hot = weight[t] * hot
+    if sample_weight is not None:
+        hot = sample_weight * hot
+    spread = None
+    if smoothing:
+        spread = (1.0 if all_valid else valid.astype(dtype))
+        if sample_weight is not None:
+            spread = sample_weight * spread
+        spread = np.asarray(spread * (smoothing / x.shape[1]), dtype=dtype)
+    return t, hot, spread
+
+
+def _focal_factors(nll: np.ndarray, gamma: float):
+    """(modulation (1-p)^g, gradient weight F) of the focal loss, computed from -log p_y.
+
+    Uses 1 - p = -expm1(log p) and F = (1-p)^g (1 - g p log(p)/(1-p)), where log(p)/(1-p) -> -1
+    as p -> 1, so both stay finite for any logits and any gamma >= 0.
+    """
+    logp = np.minimum(-nll, 0)
+    q = -np.expm1(logp)
+    mod = q ** gamma
+    ratio = np.where(q > 0, logp / np.where(q > 0, q, 1), -1)
+    return mod, mod * (1 - gamma * np.exp(logp) * ratio)
+
+
+def softmax_cross_entropy(x, target, weight=None, ignore_index=-100, smoothing=0.0, gamma=0.0,
+                          sample_weight=None):
+    """Per-sample loss -sum_c a_nc log softmax(x_n)_c (class axis 1); returns (loss, saved)."""
+    shifted = x - x.max(axis=1, keepdims=True)
+    w_row = None if weight is None else _along_classes(weight, x.ndim)
+    if target.dtype.kind == "f":
+        a = _dense_coefficients(target, w_row, smoothing, sample_weight, x.ndim)
+        total = a.sum(axis=1)
+        weighted = (a * shifted).sum(axis=1)
+        e = np.exp(shifted, out=shifted)
+        z = e.sum(axis=1)
+        return total * np.log(z) - weighted, (e, z, a, total)
+
+    t, hot, spread = _index_coefficients(x, target, weight, ignore_index, smoothing,
+                                         sample_weight)
+    picked = _pick(shifted, t)
+    if spread is not None:
+        row_sum = (shifted * w_row).sum(axis=1) if w_row is not None else shifted.sum(axis=1)
+    e = np.exp(shifted, out=shifted)
+    z = e.sum(axis=1)
+    log_z = np.log(z)
+    nll = log_z - picked
+    hot_grad = hot
+    if gamma:
+        mod, focal_weight = _focal_factors(nll, gamma)
+        nll = mod * nll
+        hot_grad = hot * focal_weight
+    loss = nll * (hot * (1 - smoothing))
+    total = hot_grad * (1 - smoothing)
+    if spread is not None:
+        n_weight = x.shape[1] if weight is None else weight.sum()
+        loss = loss + spread * (n_weight * log_z - row_sum)
+        total = total + spread * n_weight
+    return loss, (e, z, t, hot_grad * (1 - smoothing), spread, total)
+
+
+def _dense_coefficients(target, w_row, smoothing, sample_weight, ndim):
+    a = target * (1 - smoothing) + smoothing / target.shape[1] if smoothing else target
+    if w_row is not None:
+        a = a * w_row
+    if sample_weight is not None:
+        a = a * _per_sample(sample_weight, ndim)
+    return a
+
+
+def softmax_cross_entropy_vjp(xp, g, out, x, target, weight=None, ignore_index=-100,
+                              smoothing=0.0, gamma=0.0, sample_weight=None, saved=None):
+    """d loss / d x = g * (p * sum_c a - a), from the saved exp(x - max) in place."""
+    if saved is None:
+        return _vjp_recomputed(xp, g, x, target, weight, ignore_index, smoothing, gamma,
+                               sample_weight)
+    g = np.asarray(g)
+    if target.dtype.kind == "f":
+        e, z, a, total = saved
+        e *= (g * total / z)[:, None]
+        e -= g[:, None] * a
+        return e
+    e, z, t, hot, spread, total = saved
+    e *= (g * total / z)[:, None]
+    _add_at_target(e, t, -(g * hot))
+    if spread is not None:
+        row = (g * spread)[:, None]
+        e -= row * _along_classes(weight, x.ndim) if weight is not None else row
+    return e
+
+
+def _vjp_recomputed(xp, g, x, target, weight, ignore_index, smoothing, gamma, sample_weight):
+    """The same gradient in differentiable xp operations (used under create_graph)."""
+    p = xp.softmax(x, axis=1)
+    raw_x = xp.raw(x)
+    g_b = g.reshape(g.shape[:1] + (1,) + g.shape[1:])
+    w_row = None if weight is None else _along_classes(weight, raw_x.ndim)
+    if xp.raw(target).dtype.kind == "f":
+        a = _dense_coefficients(target, w_row, smoothing, sample_weight, raw_x.ndim)
+        return g_b * (p * a.sum(axis=1, keepdims=True) - a)
+    t, hot, spread = _index_coefficients(raw_x, xp.raw(target), weight, ignore_index, smoothing,
+                                         sample_weight)
+    hot_mask = np.zeros(raw_x.shape, dtype=raw_x.dtype)
+    _add_at_target(hot_mask, t, 1)
+    hot_coef = np.asarray(hot * (1 - smoothing), dtype=raw_x.dtype)
+    if gamma:
+        p_t = (p * hot_mask).sum(axis=1)
+        logp_t = (xp.log_softmax(x, axis=1) * hot_mask).sum(axis=1)
+        q = 1 - p_t
+        focal = q ** gamma - gamma * p_t * q ** (gamma - 1) * logp_t
+        hot_coef = focal * hot_coef
+    hot_b = hot_coef.reshape(hot_coef.shape[:1] + (1,) + hot_coef.shape[1:]) \
+        if hot_coef.ndim else hot_coef
+    a = hot_mask * hot_b
+    total = hot_b
+    if spread is not None:
+        spread_b = spread[:, None] if spread.ndim else spread
+        smooth = spread_b * (w_row if w_row is not None else np.ones_like(raw_x))
+        a = a + smooth
+        total = total + smooth.sum(axis=1, keepdims=True)
+    return g_b * (p * total - a)
+
+
+def softmax_cross_entropy_target_vjp(xp, g, out, x, target, weight=None, ignore_index=-100,
+                                     smoothing=0.0, gamma=0.0, sample_weight=None, saved=None):
+    """d loss / d q for probability targets: -g (1 - eps) w_c log p_c."""
+    g_b = g.reshape(g.shape[:1] + (1,) + g.shape[1:])
+    coef = -(1 - smoothing) * g_b
+    if weight is not None:
+        coef = coef * _along_classes(weight, x.ndim)
+    if sample_weight is not None:
+        coef = coef * _per_sample(sample_weight, x.ndim)
+    return coef * xp.log_softmax(x, axis=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# binary cross-entropy
+
+
+def bce_with_logits(x, t, weight=None, pos_weight=None):
+    """(1 - t) x + L softplus(-x), L = 1 + (pos_weight - 1) t: -[pw t log s(x) + (1-t) log s(-x)]
+    with softplus(-x) = log(1 + e^-x) evaluated by logaddexp, so any logit is safe."""
+    soft = np.logaddexp(0, -x)
+    loss = (1 - t) * x + (soft if pos_weight is None else (1 + (pos_weight - 1) * t) * soft)
+    return loss if weight is None else loss * weight
+
+
+def bce_with_logits_vjp_x(xp, g, out, x, t, weight=None, pos_weight=None):
+    """g w (L sigmoid(x) - pw t)  (= g w (sigmoid(x) - t) without pos_weight)."""
+    if pos_weight is None:
+        d = xp.sigmoid(x) - t
+    else:
+        d = (1 + (pos_weight - 1) * t) * xp.sigmoid(x) - pos_weight * t
+    return g * d if weight is None else g * weight * d
+
+
+def bce_with_logits_vjp_t(xp, g, out, x, t, weight=None, pos_weight=None):
+    """g w ((pw - 1) softplus(-x) - x)."""
+    d = -x if pos_weight is None else (pos_weight - 1) * xp.softplus(-x) - x
+    return g * d if weight is None else g * weight * d
+
+
+_LOG_FLOOR = -100  # torch clamps BCE's logs at -100 so p = 0 or 1 gives a finite loss
+
+
+def bce(p, t, weight=None):
+    """-w [t log p + (1 - t) log(1 - p)] with both logs clamped at -100, as torch."""
+    with np.errstate(divide="ignore"):
+        log_p = np.maximum(np.log(p), _LOG_FLOOR)
+        log_1mp = np.maximum(np.log1p(-p), _LOG_FLOOR)
+    loss = -(t * log_p + (1 - t) * log_1mp)
+    return loss if weight is None else loss * weight
+
+
+def bce_vjp_p(xp, g, out, p, t, weight=None):
+    """g w (p - t) / max(p (1 - p), 1e-12), torch's formula."""
+    d = (p - t) / xp.clamp(p * (1 - p), min=1e-12)
+    return g * d if weight is None else g * weight * d
+
+
+def bce_vjp_t(xp, g, out, p, t, weight=None):
+    """g w (log(1 - p) - log p), logs clamped at -100."""
+    d = xp.clamp(xp.log(1 - p), min=_LOG_FLOOR) - xp.clamp(xp.log(p), min=_LOG_FLOOR)
+    return g * d if weight is None else g * weight * d
