@@ -1,6 +1,9 @@
 """retrograd.optim: optimizers with torch.optim's names, signatures and update rules."""
 
+from . import lr_scheduler
+from .adam import Adam, AdamW
 from .optimizer import Optimizer
+from .rmsprop import Adadelta, Adagrad, RMSprop
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adadelta", "Adagrad"]

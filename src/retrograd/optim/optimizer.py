@@ -79,6 +79,33 @@ class Optimizer:
     def _update(self, param: np.ndarray, grad: np.ndarray, state: dict, group: dict) -> None:
         raise NotImplementedError
 
+    def _scratch(self, param: np.ndarray) -> np.ndarray:
+        """A reusable work array shaped like `param`, so updates allocate nothing per step
+        (it is not optimizer state: never saved)."""
+        scratch = self.__dict__.setdefault("_scratch_arrays", {})
+        buf = scratch.get(id(param))
+        if buf is None or buf.shape != param.shape or buf.dtype != param.dtype:
+            buf = scratch[id(param)] = np.empty_like(param)
+        return buf
+
+    @staticmethod
+    def _check(group: dict, name: str, low: float = 0.0, high: float | None = None,
+               closed: bool = True) -> None:
+        """ValueError unless low <= group[name] (< or <=) high."""
+        value = group[name]
+        below_high = high is None or (value <= high if closed else value < high)
+        if not (value >= low and below_high):
+            bound = "" if high is None else f" and {'<=' if closed else '<'} {high}"
+            raise ValueError(f"invalid {name} value: {value} (must be >= {low}{bound})")
+
+    @staticmethod
+    def _direction(param: np.ndarray, grad: np.ndarray, group: dict) -> np.ndarray:
+        """The gradient to descend: negated when maximizing, plus L2 weight decay (torch's
+        coupled form: g + weight_decay * param). Never modifies `grad` in place."""
+        g = -grad if group.get("maximize") else grad
+        wd = group.get("weight_decay", 0)
+        return g + wd * param if wd else g
+
     # ------------------------------------------------------------------ state_dict
     def state_dict(self) -> dict:
         """{'state': {index: {...}}, 'param_groups': [{options, 'params': [indices]}]}, as torch;

@@ -20,19 +20,14 @@ class SGD(Optimizer):
 
     def _validate(self, group: dict) -> None:
         super()._validate(group)
-        if group["momentum"] < 0:
-            raise ValueError(f"invalid momentum value: {group['momentum']} (must be >= 0)")
-        if group["weight_decay"] < 0:
-            raise ValueError(f"invalid weight_decay value: {group['weight_decay']} "
-                             "(must be >= 0)")
+        self._check(group, "momentum")
+        self._check(group, "weight_decay")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening")
 
     def _update(self, param: np.ndarray, grad: np.ndarray, state: dict, group: dict) -> None:
-        momentum, weight_decay = group["momentum"], group["weight_decay"]
-        d = -grad if group["maximize"] else grad
-        if weight_decay != 0:
-            d = d + weight_decay * param
+        momentum = group["momentum"]
+        d = self._direction(param, grad, group)
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
