@@ -239,13 +239,17 @@ def bce(p, t, weight=None):
     return loss if weight is None else loss * weight
 
 
+_BCE_FLOOR = np.float32(1e-12)  # torch's EPSILON, a float32 constant even in float64
+
+
 def bce_vjp_p(xp, g, out, p, t, weight=None):
     """g w (p - t) / max(p (1 - p), 1e-12), torch's formula."""
-    d = (p - t) / xp.clamp(p * (1 - p), min=1e-12)
+    d = (p - t) / xp.clamp(p * (1 - p), min=_BCE_FLOOR)
     return g * d if weight is None else g * weight * d
 
 
 def bce_vjp_t(xp, g, out, p, t, weight=None):
-    """g w (log(1 - p) - log p), logs clamped at -100."""
-    d = xp.clamp(xp.log(1 - p), min=_LOG_FLOOR) - xp.clamp(xp.log(p), min=_LOG_FLOOR)
+    """g w (log(1 - p) - log p), logs clamped at -100 (the derivative of the clamped forward)."""
+    with np.errstate(divide="ignore"):  # log 0 = -inf is clamped, as in the forward
+        d = xp.clamp(xp.log(1 - p), min=_LOG_FLOOR) - xp.clamp(xp.log(p), min=_LOG_FLOOR)
     return g * d if weight is None else g * weight * d
