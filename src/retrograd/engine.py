@@ -162,6 +162,22 @@ def _root_gradient(t: Tensor, gradient) -> object:
     return g.astype(t.dtype)  # a copy: the caller's array must never end up as some .grad
 
 
+class retain_graphs:
+    """Within this block, backward() keeps graphs by default (retain_graph=True), so a caller
+    (a second-order optimizer) can still differentiate a loss that a closure already
+    back-propagated."""
+
+    active = False
+
+    def __enter__(self):
+        self.prev, retain_graphs.active = retain_graphs.active, True
+        return self
+
+    def __exit__(self, *exc):
+        retain_graphs.active = self.prev
+        return False
+
+
 def backward(t: Tensor, gradient=None, *, retain_graph=None, create_graph=False) -> None:
     """Tensor.backward: accumulate into `.grad` of every leaf that requires grad."""
     if not t.requires_grad:
@@ -173,7 +189,7 @@ def backward(t: Tensor, gradient=None, *, retain_graph=None, create_graph=False)
         return
     if create_graph:
         g = _wrap(g)
-    retain = create_graph if retain_graph is None else retain_graph
+    retain = (create_graph or retain_graphs.active) if retain_graph is None else retain_graph
     results = run_backward([t], [g], create_graph=create_graph, retain_graph=retain)
     handed: set[int] = set()
     for leaf, gi in results.values():

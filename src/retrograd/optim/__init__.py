@@ -2,8 +2,10 @@
 
 from . import lr_scheduler
 from .adam import Adam, AdamW
+from .lbfgs import LBFGS
+from .newton_cg import NewtonCG
 from .optimizer import Optimizer
 from .rmsprop import Adadelta, Adagrad, RMSprop
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adadelta", "Adagrad"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adadelta", "Adagrad", "LBFGS", "NewtonCG"]
