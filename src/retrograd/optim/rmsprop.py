@@ -113,8 +113,12 @@ class Adagrad(Optimizer):
         super().__init__(params, defaults)
         for group in self.param_groups:  # torch creates the accumulator at construction
             for p in group["params"]:
-                self.state[p] = {"step": 0, "sum": np.full_like(
-                    p._data, group["initial_accumulator_value"])}
+                self._init_state(self.state.setdefault(p, {}), p._data, group)
+
+    @staticmethod
+    def _init_state(state: dict, param: np.ndarray, group: dict) -> None:
+        state["step"] = 0
+        state["sum"] = np.full_like(param, group["initial_accumulator_value"])
 
     def _validate(self, group: dict) -> None:
         super()._validate(group)
@@ -123,6 +127,8 @@ class Adagrad(Optimizer):
 
     def _update(self, param, grad, state, group) -> None:
         g = self._direction(param, grad, group)
+        if not state:  # a group added after construction
+            self._init_state(state, param, group)
         state["step"] += 1
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         s, tmp = state["sum"], self._scratch(param)
