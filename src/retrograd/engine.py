@@ -15,35 +15,37 @@ from .tensor import GRAPH_NS, Node, Tensor, _wrap
 
 
 def _topological_order(roots: list[Node]) -> list[Node]:
-    """Nodes reachable from `roots`, each before all of its inputs (no recursion: any depth)."""
-    post, seen = [], set()
-    stack = [(node, False) for node in roots]
+    """Nodes reachable from `roots`, each before all of its inputs (iterative: any depth).
+
+    A node is always created after the nodes of its inputs, so sorting the reachable nodes by
+    decreasing creation number is a topological order.
+    """
+    seen = {id(node): node for node in roots}
+    stack = list(roots)
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            post.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        if node.args is None:
+        node = stack.pop()
+        if node.edges is None:
             raise RuntimeError(
                 "trying to backward through the graph a second time: its saved arrays were "
                 "freed by the first backward; pass retain_graph=True to the first one")
-        seen.add(id(node))
-        stack.append((node, True))
-        for a in node.args:
-            if isinstance(a, Tensor) and a._node is not None and id(a._node) not in seen:
-                stack.append((a._node, False))
-    post.reverse()
-    return post
+        for _, a in node.edges:
+            child = a._node
+            if child is not None and id(child) not in seen:
+                seen[id(child)] = child
+                stack.append(child)
+    return sorted(seen.values(), key=_by_creation, reverse=True)
+
+
+def _by_creation(node: Node) -> int:
+    return node.seq
 
 
 def _check_versions(node: Node) -> None:
-    for a, saved in zip(node.args, node.versions, strict=True):
-        if saved is not None and a._vc[0] != saved:
+    for vc, saved in node.versions:
+        if vc[0] != saved:
             raise RuntimeError(
                 f"an input of {node.name()} was modified by an in-place operation after the "
-                f"forward pass used it (version {a._vc[0]}, expected {saved}); "
+                f"forward pass used it (version {vc[0]}, expected {saved}); "
                 "compute the forward pass again after changing it")
     if node.out_vc[0] != 0:
         raise RuntimeError(f"the output of {node.name()} was modified by an in-place operation "
@@ -79,39 +81,39 @@ def run_backward(roots, root_grads, *, targets=None, create_graph=False, retain_
 
     with set_grad_enabled(create_graph):
         for node in order:
-            g = grads.pop(id(node), None)
-            if id(node) in capture and g is not None:
-                results[id(capture[id(node)])] = (capture[id(node)], g)
-            if g is None or (needed is not None and id(node) not in needed):
+            nid = id(node)
+            g = grads.pop(nid, None)
+            if capture and nid in capture and g is not None:
+                results[id(capture[nid])] = (capture[nid], g)
+            if g is None or (needed is not None and nid not in needed):
                 _release(node, retain_graph)
                 continue
             _check_versions(node)
-            prim = node.prim
+            prim, params = node.prim, node.params
+            if prim.saves:
+                params = {**params, "saved": _hand_over(node, create_graph, retain_graph)}
             if create_graph:
                 args, out = node.args, _wrap(node.out, True, node)
             else:
-                args = [a._data if isinstance(a, Tensor) else a for a in node.args]
-                out = node.out
-            for i, a in enumerate(node.args):
-                if not (isinstance(a, Tensor) and a.requires_grad):
-                    continue
+                args, out = node.arrays, node.out
+            for i, a in node.edges:
                 key = id(a._node) if a._node is not None else id(a)
                 if needed is not None and key not in needed:
                     continue
                 if prim.variadic:
-                    gi = prim.vjps[0](xp, g, out, *args, **node.params, arg=i)
+                    gi = prim.vjps[0](xp, g, out, *args, **params, arg=i)
                 elif prim.vjps[i] is None:
                     continue
-                elif prim.saves:
-                    gi = prim.vjps[i](xp, g, out, *args, **node.params,
-                                      saved=_hand_over(node, create_graph, retain_graph))
                 else:
-                    gi = prim.vjps[i](xp, g, out, *args, **node.params)
-                gi = _fit(gi, a, xp)
+                    gi = prim.vjps[i](xp, g, out, *args, **params)
+                if gi.shape != a._data.shape or gi.dtype != a._data.dtype:
+                    gi = _fit(gi, a, xp)
                 if a._node is None:
                     results[key] = (a, results[key][1] + gi if key in results else gi)
+                elif key in grads:
+                    grads[key] = grads[key] + gi
                 else:
-                    grads[key] = grads[key] + gi if key in grads else gi
+                    grads[key] = gi
             _release(node, retain_graph)
     return results
 
@@ -131,20 +133,20 @@ def _needed_nodes(order: list[Node], targets) -> set[int]:
     return needed
 
 
-def _hand_over(node: Node, create_graph: bool, retain_graph: bool):
-    """The forward's saved arrays, for a VJP that may overwrite them: given away once (a copy
-    while the graph is retained); None under create_graph, where the VJP must recompute."""
+def _hand_over(node: Node, create_graph: bool, retain_graph: bool) -> dict | None:
+    """The forward's saved arrays, for VJPs that may overwrite them: given away (a copy while
+    the graph is retained); None under create_graph, where the VJPs recompute."""
     if create_graph or node.saved is None:
         return None
     if retain_graph:
-        return tuple(np.copy(a) if isinstance(a, np.ndarray) else a for a in node.saved)
+        return {k: np.copy(a) if isinstance(a, np.ndarray) else a for k, a in node.saved.items()}
     saved, node.saved = node.saved, None
     return saved
 
 
 def _release(node: Node, retain_graph: bool) -> None:
     if not retain_graph:
-        node.args = None
+        node.args = node.arrays = node.edges = None
         node.out = None
         node.saved = None
 

@@ -34,12 +34,11 @@ def _pick(a: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def _add_at_target(a: np.ndarray, t: np.ndarray, v) -> None:
     """a[n, t_n, ...] += v_n, in place (each sample has one target: no repeated index)."""
-    v = np.broadcast_to(v, t.shape)
     if a.ndim == 2:
         a[np.arange(a.shape[0]), t] += v
     else:
         idx = t[:, None]
-        np.put_along_axis(a, idx, np.take_along_axis(a, idx, axis=1) + v[:, None], axis=1)
+        np.put_along_axis(a, idx, np.take_along_axis(a, idx, axis=1) + _per_sample(v), axis=1)
 
 
 def _along_classes(w: np.ndarray, ndim: int) -> np.ndarray:
@@ -47,9 +46,16 @@ def _along_classes(w: np.ndarray, ndim: int) -> np.ndarray:
     return w.reshape((1, -1) + (1,) * (ndim - 2))
 
 
-def _per_sample(v, ndim: int):
-    """A per-sample array (N, d...), the loss's shape, made to broadcast against (N, C, d...)."""
-    return v[:, None] if isinstance(v, np.ndarray) else v
+def _per_sample(v):
+    """A per-sample array (N, d...), the loss's shape, made to broadcast against (N, C, d...);
+    scalars (0-d) broadcast already."""
+    return v.reshape(v.shape[:1] + (1,) + v.shape[1:]) if np.ndim(v) else v
+
+
+def _reduced(loss: np.ndarray, reduce_by):
+    """The per-sample losses, or their sum divided by `reduce_by` (1 for 'sum', the summed
+    weights or the sample count for 'mean'): reducing inside the node saves two graph nodes."""
+    return loss if reduce_by is None else np.asarray(loss.sum() / reduce_by)
 
 
 def _index_coefficients(x, target, weight, ignore_index, smoothing, sample_weight):
@@ -91,8 +97,9 @@ def _focal_factors(nll: np.ndarray, gamma: float):
 
 
 def softmax_cross_entropy(x, target, weight=None, ignore_index=-100, smoothing=0.0, gamma=0.0,
-                          sample_weight=None):
-    """Per-sample loss -sum_c a_nc log softmax(x_n)_c (class axis 1); returns (loss, saved)."""
+                          sample_weight=None, reduce_by=None):
+    """Per-sample loss -sum_c a_nc log softmax(x_n)_c (class axis 1), or its sum / reduce_by;
+    returns (loss, saved)."""
     shifted = x - x.max(axis=1, keepdims=True)
     w_row = None if weight is None else _along_classes(weight, x.ndim)
     if target.dtype.kind == "f":
@@ -101,7 +108,7 @@ def softmax_cross_entropy(x, target, weight=None, ignore_index=-100, smoothing=0
         weighted = (a * shifted).sum(axis=1)
         e = np.exp(shifted, out=shifted)
         z = e.sum(axis=1)
-        return total * np.log(z) - weighted, (e, z, a, total)
+        return _reduced(total * np.log(z) - weighted, reduce_by), dict(e=e, z=z, a=a, total=total)
 
     t, hot, spread = _index_coefficients(x, target, weight, ignore_index, smoothing,
                                          sample_weight)
@@ -123,7 +130,8 @@ def softmax_cross_entropy(x, target, weight=None, ignore_index=-100, smoothing=0
         n_weight = x.shape[1] if weight is None else weight.sum()
         loss = loss + spread * (n_weight * log_z - row_sum)
         total = total + spread * n_weight
-    return loss, (e, z, t, hot_grad * (1 - smoothing), spread, total)
+    saved = dict(e=e, z=z, t=t, hot=hot_grad * (1 - smoothing), spread=spread, total=total)
+    return _reduced(loss, reduce_by), saved
 
 
 def _dense_coefficients(target, w_row, smoothing, sample_weight, ndim):
@@ -131,27 +139,27 @@ def _dense_coefficients(target, w_row, smoothing, sample_weight, ndim):
     if w_row is not None:
         a = a * w_row
     if sample_weight is not None:
-        a = a * _per_sample(sample_weight, ndim)
+        a = a * _per_sample(sample_weight)
     return a
 
 
 def softmax_cross_entropy_vjp(xp, g, out, x, target, weight=None, ignore_index=-100,
-                              smoothing=0.0, gamma=0.0, sample_weight=None, saved=None):
+                              smoothing=0.0, gamma=0.0, sample_weight=None, reduce_by=None,
+                              saved=None):
     """d loss / d x = g * (p * sum_c a - a), from the saved exp(x - max) in place."""
+    if reduce_by is not None:
+        g = g / reduce_by  # every sample's cotangent: a scalar
     if saved is None:
         return _vjp_recomputed(xp, g, x, target, weight, ignore_index, smoothing, gamma,
                                sample_weight)
-    g = np.asarray(g)
+    e = saved["e"]
+    e *= _per_sample(g * saved["total"] / saved["z"])
     if target.dtype.kind == "f":
-        e, z, a, total = saved
-        e *= (g * total / z)[:, None]
-        e -= g[:, None] * a
+        e -= _per_sample(g) * saved["a"]
         return e
-    e, z, t, hot, spread, total = saved
-    e *= (g * total / z)[:, None]
-    _add_at_target(e, t, -(g * hot))
-    if spread is not None:
-        row = (g * spread)[:, None]
+    _add_at_target(e, saved["t"], -(g * saved["hot"]))
+    if saved["spread"] is not None:
+        row = _per_sample(g * saved["spread"])
         e -= row * _along_classes(weight, x.ndim) if weight is not None else row
     return e
 
@@ -160,7 +168,7 @@ def _vjp_recomputed(xp, g, x, target, weight, ignore_index, smoothing, gamma, sa
     """The same gradient in differentiable xp operations (used under create_graph)."""
     p = xp.softmax(x, axis=1)
     raw_x = xp.raw(x)
-    g_b = g.reshape(g.shape[:1] + (1,) + g.shape[1:])
+    g_b = _per_sample(g)
     w_row = None if weight is None else _along_classes(weight, raw_x.ndim)
     if xp.raw(target).dtype.kind == "f":
         a = _dense_coefficients(target, w_row, smoothing, sample_weight, raw_x.ndim)
@@ -176,27 +184,27 @@ def _vjp_recomputed(xp, g, x, target, weight, ignore_index, smoothing, gamma, sa
         q = 1 - p_t
         focal = q ** gamma - gamma * p_t * q ** (gamma - 1) * logp_t
         hot_coef = focal * hot_coef
-    hot_b = hot_coef.reshape(hot_coef.shape[:1] + (1,) + hot_coef.shape[1:]) \
-        if hot_coef.ndim else hot_coef
+    hot_b = _per_sample(hot_coef)
     a = hot_mask * hot_b
     total = hot_b
     if spread is not None:
-        spread_b = spread[:, None] if spread.ndim else spread
-        smooth = spread_b * (w_row if w_row is not None else np.ones_like(raw_x))
+        smooth = _per_sample(spread) * (w_row if w_row is not None else np.ones_like(raw_x))
         a = a + smooth
         total = total + smooth.sum(axis=1, keepdims=True)
     return g_b * (p * total - a)
 
 
 def softmax_cross_entropy_target_vjp(xp, g, out, x, target, weight=None, ignore_index=-100,
-                                     smoothing=0.0, gamma=0.0, sample_weight=None, saved=None):
+                                     smoothing=0.0, gamma=0.0, sample_weight=None,
+                                     reduce_by=None, saved=None):
     """d loss / d q for probability targets: -g (1 - eps) w_c log p_c."""
-    g_b = g.reshape(g.shape[:1] + (1,) + g.shape[1:])
-    coef = -(1 - smoothing) * g_b
+    if reduce_by is not None:
+        g = g / reduce_by
+    coef = -(1 - smoothing) * _per_sample(g)
     if weight is not None:
         coef = coef * _along_classes(weight, x.ndim)
     if sample_weight is not None:
-        coef = coef * _per_sample(sample_weight, x.ndim)
+        coef = coef * _per_sample(sample_weight)
     return coef * xp.log_softmax(x, axis=1)
 
 

@@ -43,11 +43,12 @@ class Primitive:
     automatically over scalar, vector, matrix and broadcast shapes, drawing each argument from
     its `domain` ("real", "positive", "nonzero" or "bool").
 
-    A primitive that `saves` returns `(out, saved)` from its forward: intermediate arrays its VJP
-    would otherwise recompute (the fused losses keep exp(x - max)). During a plain backward the
-    VJP receives them as `saved=` and may overwrite them (the engine hands over a copy when the
-    graph is retained); under create_graph it receives `saved=None` and recomputes with `xp`, so
-    the gradient stays differentiable.
+    A primitive that `saves` returns `(out, saved)` from its forward, `saved` a dict of arrays
+    its VJPs would otherwise recompute (the fused losses keep exp(x - max)). During a plain
+    backward every VJP of the node receives the same dict as `saved=`: a VJP may overwrite its
+    arrays or add intermediates that the node's other VJPs share (the engine hands over a copy
+    when the graph is retained). Under create_graph VJPs receive `saved=None` and recompute with
+    `xp`, so the gradient stays differentiable.
     """
 
     name: str
@@ -241,11 +242,35 @@ primitive("astype", lambda x, dtype: x.astype(dtype),
 
 # linear algebra
 primitive("matmul", np.matmul, _matmul_vjp_x, _matmul_vjp_y)
+def _linear_relu(x, weight, bias=None):
+    out = _linear(x, weight, bias)
+    return np.maximum(out, 0, out=out), {}
+
+
+def _relu_gate(xp, g, out, saved):
+    """g where the ReLU passed its input, 0 elsewhere: computed once per backward, shared by
+    the node's three VJPs through `saved`."""
+    if saved is None:
+        return g * (xp.raw(out) > 0)
+    if "gate" not in saved:
+        saved["gate"] = g * (out > 0)
+    return saved["gate"]
+
+
 # Linear as one node: x @ W.T + b, so a layer costs one node forward and one backward.
 primitive("linear", _linear,
           lambda xp, g, out, x, w, b=None: g @ w,
           lambda xp, g, out, x, w, b=None: g.reshape(-1, w.shape[0]).T @ x.reshape(-1, w.shape[1]),
           lambda xp, g, out, x, w, b: g.reshape(-1, w.shape[0]).sum(axis=0))
+# relu(x @ W.T + b) as one node: the ReLU runs in place on the fresh product (nn.Sequential
+# fuses Linear followed by ReLU into it).
+primitive("linear_relu", _linear_relu,
+          lambda xp, g, out, x, w, b=None, saved=None: _relu_gate(xp, g, out, saved) @ w,
+          lambda xp, g, out, x, w, b=None, saved=None:
+              _relu_gate(xp, g, out, saved).reshape(-1, w.shape[0]).T @ x.reshape(-1, w.shape[1]),
+          lambda xp, g, out, x, w, b, saved=None:
+              _relu_gate(xp, g, out, saved).reshape(-1, w.shape[0]).sum(axis=0),
+          saves=True)
 
 # reductions
 primitive("sum", lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),

@@ -10,6 +10,7 @@ it, and backward refuses to use an array that changed after the forward pass saw
 from __future__ import annotations
 
 import functools
+import itertools
 from collections import namedtuple
 from types import SimpleNamespace
 
@@ -19,6 +20,7 @@ from .grad_mode import _State, no_grad
 from .ops import PRIMITIVES, Primitive
 
 _P = PRIMITIVES
+_SEQUENCE = itertools.count()
 _DEFAULT = {"dtype": np.dtype(np.float32)}
 
 
@@ -36,18 +38,31 @@ def set_default_dtype(dtype) -> None:
 
 
 class Node:
-    """One recorded application of a primitive; its backward is the primitive's VJPs."""
+    """One recorded application of a primitive; its backward is the primitive's VJPs.
 
-    __slots__ = ("prim", "args", "params", "out", "saved", "out_vc", "versions")
+    Everything backward needs is gathered once, here: the arrays behind the arguments, the
+    edges (argument position, tensor) along which gradients flow, and each argument's version
+    at record time.
+    """
 
-    def __init__(self, prim: Primitive, args: tuple, params: dict, out: np.ndarray, saved=None):
+    __slots__ = ("prim", "args", "arrays", "params", "out", "saved", "out_vc", "versions",
+                 "edges", "seq")
+
+    def __init__(self, prim: Primitive, args: tuple, arrays: list, params: dict,
+                 out: np.ndarray, saved=None):
         self.prim = prim
         self.args = args
+        self.arrays = arrays
         self.params = params
         self.out = out
         self.saved = saved
         self.out_vc = [0]
-        self.versions = tuple(a._vc[0] if isinstance(a, Tensor) else None for a in args)
+        self.versions = [(a._vc, a._vc[0]) for a in args if isinstance(a, Tensor)]
+        self.edges = [(i, a) for i, a in enumerate(args)
+                      if isinstance(a, Tensor) and a.requires_grad]
+        # creation order: every node is made after the nodes of its inputs, so decreasing seq
+        # is a topological order for the backward pass
+        self.seq = next(_SEQUENCE)
 
     def name(self) -> str:
         return "".join(part.capitalize() for part in self.prim.name.split("_")) + "Backward"
@@ -72,7 +87,8 @@ def apply(prim: Primitive, *args, **params) -> Tensor:
     Arguments that are not Tensors (ndarrays, Python scalars) are constants and pass through
     unchanged, so NumPy's weak Python-scalar promotion keeps float32 as float32.
     """
-    out = prim.forward(*[a._data if isinstance(a, Tensor) else a for a in args], **params)
+    arrays = [a._data if isinstance(a, Tensor) else a for a in args]
+    out = prim.forward(*arrays, **params)
     saved = None
     if prim.saves:
         out, saved = out
@@ -81,7 +97,7 @@ def apply(prim: Primitive, *args, **params) -> Tensor:
     if _State.enabled:
         for a in args:
             if isinstance(a, Tensor) and a.requires_grad:
-                return _wrap(out, True, Node(prim, args, params, out, saved))
+                return _wrap(out, True, Node(prim, args, arrays, params, out, saved))
     return _wrap(out)
 
 

@@ -20,7 +20,7 @@ from .functional_losses import (
 
 _P = PRIMITIVES
 
-__all__ = ["linear", "relu", "sigmoid", "tanh", "softplus", "softmax", "log_softmax", "dropout",
+__all__ = ["linear", "linear_relu", "relu", "sigmoid", "tanh", "softplus", "softmax", "log_softmax", "dropout",
            "one_hot", "cross_entropy", "nll_loss", "mse_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "sigmoid_focal_loss", "focal_loss",
            "policy_gradient_loss"]
@@ -40,6 +40,15 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 def softplus(input: Tensor) -> Tensor:
     """log(1 + exp(x)), computed without overflow."""
     return apply(_P["softplus"], input)
+
+
+def linear_relu(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """relu(linear(input, weight, bias)) as one fused node (one pass less, one node less)."""
+    if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+        linear(input, weight, bias)  # raises the shape error
+    if bias is None:
+        return apply(_P["linear_relu"], input, weight)
+    return apply(_P["linear_relu"], input, weight, bias)
 
 
 def relu(input: Tensor) -> Tensor:

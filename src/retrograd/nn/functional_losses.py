@@ -50,6 +50,8 @@ def _class_indices(name: str, target, input: Tensor, ignore_index: int) -> np.nd
         raise ValueError(f"{name}: target of shape {labels.shape} does not match input of shape "
                          f"{input.shape} (expected {expected})")
     n_classes = input.shape[1]
+    if labels.size == 0 or (labels.min() >= 0 and labels.max() < n_classes):
+        return labels
     bad = (labels != ignore_index) & ((labels < 0) | (labels >= n_classes))
     if np.any(bad):
         raise IndexError(f"{name}: target {labels[bad].flat[0]} is out of bounds for "
@@ -156,14 +158,22 @@ def _softmax_loss(name, input, target, weight, ignore_index, reduction, label_sm
         target = _class_indices(name, target, input, ignore_index)
         if sample_weight is not None:
             denominator = target.size
+        elif w is None and not 0 <= ignore_index < n_classes and target.min(initial=0) >= 0:
+            denominator = target.size  # no target is ignore_index
         else:
             counted = target != ignore_index
             denominator = counted.sum() if w is None else w[target[counted]].sum()
-    loss = apply(_P["softmax_cross_entropy"], input, target, weight=w, ignore_index=ignore_index,
-                 smoothing=float(label_smoothing), gamma=gamma, sample_weight=sample_weight)
-    if unbatched:
-        loss = loss.reshape(loss.shape[1:])
-    return _reduce(loss, reduction, denominator)
+    options = dict(weight=w, ignore_index=ignore_index, smoothing=float(label_smoothing),
+                   gamma=gamma, sample_weight=sample_weight)
+    if reduction == "none":
+        loss = apply(_P["softmax_cross_entropy"], input, target, **options)
+        return loss.reshape(loss.shape[1:]) if unbatched else loss
+    if reduction == "mean" and denominator == 0:
+        # torch: nan for a mean over no counted sample (everything ignored); the gradient is 0
+        return apply(_P["softmax_cross_entropy"], input, target, **options, reduce_by=1) \
+            + float("nan")
+    reduce_by = float(denominator) if reduction == "mean" else 1
+    return apply(_P["softmax_cross_entropy"], input, target, **options, reduce_by=reduce_by)
 
 
 def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100,

@@ -196,7 +196,8 @@ class LBFGS(Optimizer):
                     with enable_grad():
                         return self._directional_evaluate(closure, x_init, t, d)
 
-                loss, flat_grad, t, evals = _strong_wolfe(obj_func, t, d, loss, flat_grad, gtd)
+                loss, flat_grad, t, evals = _strong_wolfe(obj_func, t, d, loss, flat_grad, gtd,
+                                                          max_ls=max_eval - current_evals)
                 self._add_grad(t, d)
                 opt_cond = np.abs(flat_grad).max() <= tol_grad
             else:

@@ -30,7 +30,10 @@ class LRScheduler:
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         self._step_count = 0
+        # the constructor's own step leaves a resumed schedule's current lr as it is (torch 2.x)
+        self._is_initial = True
         self.step()
+        self._is_initial = False
 
     def get_lr(self) -> list[float]:
         raise NotImplementedError
@@ -78,7 +81,7 @@ class ExponentialLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
-        if self.last_epoch == 0:
+        if self.last_epoch == 0 or self._is_initial:
             return self._group_lrs()
         return [lr * self.gamma for lr in self._group_lrs()]
 
@@ -96,11 +99,8 @@ class CosineAnnealingLR(LRScheduler):
     def get_lr(self) -> list[float]:
         t, T, eta = self.last_epoch, self.T_max, self.eta_min
         lrs = self._group_lrs()
-        if t == 0:
+        if t == 0 or self._is_initial:
             return lrs
-        if self._step_count == 1 and t > 0:  # resumed: the closed form
-            return [eta + (base - eta) * (1 + math.cos(t * math.pi / T)) / 2
-                    for base in self.base_lrs]
         if (t - 1 - T) % (2 * T) == 0:
             return [lr + (base - eta) * (1 - math.cos(math.pi / T)) / 2
                     for lr, base in zip(lrs, self.base_lrs, strict=True)]
@@ -135,6 +135,8 @@ class ReduceLROnPlateau:
     def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1,
                  patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
                  cooldown: int = 0, min_lr: float | list[float] = 0, eps: float = 1e-8):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
         if factor >= 1.0:
             raise ValueError(f"factor should be < 1.0, got {factor}")
         if mode not in ("min", "max"):

@@ -37,4 +37,5 @@ class SGD(Optimizer):
                 damp = 1 - group["dampening"]
                 buf += d if damp == 1 else damp * d
             d = d + momentum * buf if group["nesterov"] else buf
-        param -= group["lr"] * d
+        step = np.multiply(d, group["lr"], out=self._scratch(param))
+        param -= step
