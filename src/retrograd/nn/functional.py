@@ -20,10 +20,10 @@ from .functional_losses import (
 
 _P = PRIMITIVES
 
-__all__ = ["linear", "linear_relu", "relu", "sigmoid", "tanh", "softplus", "softmax", "log_softmax", "dropout",
-           "one_hot", "cross_entropy", "nll_loss", "mse_loss", "binary_cross_entropy",
-           "binary_cross_entropy_with_logits", "sigmoid_focal_loss", "focal_loss",
-           "policy_gradient_loss"]
+__all__ = ["linear", "linear_relu", "relu", "sigmoid", "tanh", "softplus", "softmax",
+           "log_softmax", "dropout", "one_hot", "cross_entropy", "nll_loss", "mse_loss",
+           "binary_cross_entropy", "binary_cross_entropy_with_logits", "sigmoid_focal_loss",
+           "focal_loss", "policy_gradient_loss"]
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
