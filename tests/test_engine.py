@@ -238,3 +238,23 @@ def test_gradcheck_reports_the_worst_entry_of_a_wrong_gradient():
     with pytest.raises(GradcheckError, match=r"input index \(2,\): analytic 3, numerical 6\.0"):
         gradcheck(lambda a: apply(wrong_square, a), [x])
     assert gradcheck(lambda a: apply(wrong_square, a), [x], raise_exception=False) is False
+
+
+def test_gradient_shared_by_two_inputs_is_never_overwritten_in_place():
+    """add hands the same gradient array to both fused Linear+ReLU nodes; each may overwrite
+    only a gradient nobody else holds (compared with torch)."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    x_np, w1, w2, b = (rng.standard_normal(s) for s in [(5, 3), (4, 3), (4, 3), (4,)])
+    F = retrograd.nn.functional
+    x = t64(x_np, requires_grad=False)
+    ws = [t64(w1), t64(w2)]
+    h = F.linear_relu(x, ws[0], t64(b, requires_grad=False)) + F.linear_relu(x, ws[1])
+    (h * h).sum().backward()
+    xt = torch.tensor(x_np)
+    wt = [torch.tensor(w1, requires_grad=True), torch.tensor(w2, requires_grad=True)]
+    ht = torch.relu(xt @ wt[0].T + torch.tensor(b)) + torch.relu(xt @ wt[1].T)
+    (ht * ht).sum().backward()
+    for mine, theirs in zip(ws, wt, strict=True):
+        np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy(), rtol=1e-12)

@@ -78,6 +78,9 @@ def run_backward(roots, root_grads, *, targets=None, create_graph=False, retain_
         key = id(root._node)
         grads[key] = grads[key] + g if key in grads else g
     results: dict[int, object] = {}
+    # how many places hold each gradient array: identity VJPs (add, sum_to) hand the same array
+    # to several inputs, and only an array held once may be overwritten by the VJP that gets it
+    holders: dict[int, int] = {}
 
     with set_grad_enabled(create_graph):
         for node in order:
@@ -91,7 +94,11 @@ def run_backward(roots, root_grads, *, targets=None, create_graph=False, retain_
             _check_versions(node)
             prim, params = node.prim, node.params
             if prim.saves:
-                params = {**params, "saved": _hand_over(node, create_graph, retain_graph)}
+                saved = _hand_over(node, create_graph, retain_graph)
+                if saved is not None:
+                    saved["g_is_private"] = (holders.get(id(g)) == 1 and g.base is None
+                                             and g.flags.writeable)
+                params = {**params, "saved": saved}
             if create_graph:
                 args, out = node.args, _wrap(node.out, True, node)
             else:
@@ -110,10 +117,12 @@ def run_backward(roots, root_grads, *, targets=None, create_graph=False, retain_
                     gi = _fit(gi, a, xp)
                 if a._node is None:
                     results[key] = (a, results[key][1] + gi if key in results else gi)
+                    gi = results[key][1]
                 elif key in grads:
-                    grads[key] = grads[key] + gi
+                    gi = grads[key] = grads[key] + gi
                 else:
                     grads[key] = gi
+                holders[id(gi)] = holders.get(id(gi), 0) + 1
             _release(node, retain_graph)
     return results
 

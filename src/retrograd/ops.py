@@ -249,11 +249,13 @@ def _linear_relu(x, weight, bias=None):
 
 def _relu_gate(xp, g, out, saved):
     """g where the ReLU passed its input, 0 elsewhere: computed once per backward, shared by
-    the node's three VJPs through `saved`."""
+    the node's three VJPs through `saved`, and in place when the engine says no one else holds
+    g (as hand-written NumPy would)."""
     if saved is None:
         return g * (xp.raw(out) > 0)
     if "gate" not in saved:
-        saved["gate"] = g * (out > 0)
+        private = saved["g_is_private"]
+        saved["gate"] = np.multiply(g, out > 0, out=g if private else None)
     return saved["gate"]
 
 
