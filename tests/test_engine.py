@@ -258,3 +258,18 @@ def test_gradient_shared_by_two_inputs_is_never_overwritten_in_place():
     (ht * ht).sum().backward()
     for mine, theirs in zip(ws, wt, strict=True):
         np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy(), rtol=1e-12)
+
+
+def test_gradient_of_an_intermediate_is_not_overwritten_by_later_vjps():
+    F = retrograd.nn.functional
+    rng = np.random.default_rng(4)
+    x = t64(rng.standard_normal((5, 3)), requires_grad=False)
+    w1, w2 = t64(rng.standard_normal((4, 3))), t64(rng.standard_normal((2, 4)))
+    h = F.linear_relu(x, w1)
+    out = F.linear(h, w2)
+    g_out = rng.standard_normal((5, 2))
+    gh, gw1 = grad(out, [h, w1], grad_outputs=t64(g_out, requires_grad=False))
+    np.testing.assert_allclose(gh.numpy(), g_out @ w2.numpy(), rtol=1e-12)
+    gate = (x.numpy() @ w1.numpy().T > 0)
+    np.testing.assert_allclose(gw1.numpy(), ((g_out @ w2.numpy()) * gate).T @ x.numpy(),
+                               rtol=1e-12)

@@ -88,6 +88,7 @@ def run_backward(roots, root_grads, *, targets=None, create_graph=False, retain_
             g = grads.pop(nid, None)
             if capture and nid in capture and g is not None:
                 results[id(capture[nid])] = (capture[nid], g)
+                holders[id(g)] = holders.get(id(g), 0) + 1
             if g is None or (needed is not None and nid not in needed):
                 _release(node, retain_graph)
                 continue
