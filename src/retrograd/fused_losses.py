@@ -103,7 +103,7 @@ def softmax_cross_entropy(x, target, weight=None, ignore_index=-100, smoothing=0
     shifted = x - x.max(axis=1, keepdims=True)
     w_row = None if weight is None else _along_classes(weight, x.ndim)
     if target.dtype.kind == "f":
-        a = _dense_coefficients(target, w_row, smoothing, sample_weight, x.ndim)
+        a = _dense_coefficients(target, w_row, smoothing, sample_weight)
         total = a.sum(axis=1)
         weighted = (a * shifted).sum(axis=1)
         e = np.exp(shifted, out=shifted)
@@ -125,16 +125,16 @@ def softmax_cross_entropy(x, target, weight=None, ignore_index=-100, smoothing=0
         nll = mod * nll
         hot_grad = hot * focal_weight
     loss = nll * (hot * (1 - smoothing))
-    total = hot_grad * (1 - smoothing)
+    hot_coef = total = hot_grad * (1 - smoothing)
     if spread is not None:
         n_weight = x.shape[1] if weight is None else weight.sum()
         loss = loss + spread * (n_weight * log_z - row_sum)
         total = total + spread * n_weight
-    saved = dict(e=e, z=z, t=t, hot=hot_grad * (1 - smoothing), spread=spread, total=total)
+    saved = dict(e=e, z=z, t=t, hot=hot_coef, spread=spread, total=total)
     return _reduced(loss, reduce_by), saved
 
 
-def _dense_coefficients(target, w_row, smoothing, sample_weight, ndim):
+def _dense_coefficients(target, w_row, smoothing, sample_weight):
     a = target * (1 - smoothing) + smoothing / target.shape[1] if smoothing else target
     if w_row is not None:
         a = a * w_row
@@ -171,7 +171,7 @@ def _vjp_recomputed(xp, g, x, target, weight, ignore_index, smoothing, gamma, sa
     g_b = _per_sample(g)
     w_row = None if weight is None else _along_classes(weight, raw_x.ndim)
     if xp.raw(target).dtype.kind == "f":
-        a = _dense_coefficients(target, w_row, smoothing, sample_weight, raw_x.ndim)
+        a = _dense_coefficients(target, w_row, smoothing, sample_weight)
         return g_b * (p * a.sum(axis=1, keepdims=True) - a)
     t, hot, spread = _index_coefficients(raw_x, xp.raw(target), weight, ignore_index, smoothing,
                                          sample_weight)
