@@ -20,6 +20,7 @@ from hypothesis.extra import numpy as hnp
 
 import retrograd
 import retrograd.nn.functional as F
+from oracle import TORCH_DTYPE, as_np, assert_close
 from retrograd import nn
 from retrograd.autograd import grad as rgrad
 
@@ -29,25 +30,9 @@ _SHARED = ("exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu", "clamp", "sof
 RG = SimpleNamespace(**{n: getattr(retrograd, n) for n in _SHARED}, F=F, nn=nn)
 TH = SimpleNamespace(**{n: getattr(torch, n) for n in _SHARED}, F=TF, nn=torch.nn)
 
-TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-5, atol=1e-6)}
-TORCH_DTYPE = {np.float64: torch.float64, np.float32: torch.float32}
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-def as_np(t) -> np.ndarray:
-    if isinstance(t, torch.Tensor):
-        return t.detach().numpy()
-    if isinstance(t, retrograd.Tensor):
-        return t.numpy()
-    return np.asarray(t)
-
-
-def assert_close(actual, expected, dtype=np.float64, what=""):
-    a, e = as_np(actual), as_np(expected)
-    assert a.shape == e.shape, f"{what}: shape {a.shape} != torch's {e.shape}"
-    np.testing.assert_allclose(a, e, err_msg=what, **TOL[dtype])
 
 
 def draw(spec, rng, dtype=np.float64) -> np.ndarray:

@@ -18,11 +18,10 @@ from hypothesis.extra import numpy as hnp
 
 import retrograd
 import retrograd.nn.functional as F
+from oracle import TOL, TORCH_DTYPE, as_np, assert_close
 from retrograd import nn, targets
 from retrograd.nn import functional_losses
 
-TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-5, atol=1e-6)}
-TORCH_DTYPE = {np.float64: torch.float64, np.float32: torch.float32}
 REDUCTIONS = ("none", "mean", "sum")
 
 SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,
@@ -30,20 +29,6 @@ SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,
 
 
 # ---------------------------------------------------------------------------------- helpers
-
-
-def as_np(t) -> np.ndarray:
-    if isinstance(t, torch.Tensor):
-        return t.detach().numpy()
-    if isinstance(t, retrograd.Tensor):
-        return t.numpy()
-    return np.asarray(t)
-
-
-def assert_close(actual, expected, dtype=np.float64, what=""):
-    a, e = as_np(actual), as_np(expected)
-    assert a.shape == e.shape, f"{what}: shape {a.shape} != expected {e.shape}"
-    np.testing.assert_allclose(a, e, err_msg=what, **TOL[dtype])
 
 
 def tw(w, dtype=np.float64):

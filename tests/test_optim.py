@@ -19,9 +19,9 @@ import torch.nn.functional as TF
 
 import retrograd
 import retrograd.nn.functional as F
+from oracle import TORCH_DTYPE, as_np
 from retrograd import nn
 
-TORCH_DTYPE = {np.float64: torch.float64, np.float32: torch.float32}
 TOL64 = dict(rtol=1e-7, atol=1e-12)
 TOL32 = dict(rtol=1e-5, atol=1e-6)
 
@@ -53,14 +53,6 @@ CASE_IDS = [f"{name}-{case}" for name, case, _ in CASES]
 ALL_OPTIMIZERS = ["SGD", "Adam", "AdamW", "RMSprop", "Adadelta", "Adagrad"]
 STATE_KEYS = {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "square_avg",
               "momentum_buffer", "grad_avg", "acc_delta", "sum"}
-
-
-def as_np(t) -> np.ndarray:
-    if isinstance(t, torch.Tensor):
-        return t.detach().numpy()
-    if isinstance(t, retrograd.Tensor):
-        return t.numpy()
-    return np.asarray(t)
 
 
 def optimizers(name, r_params, t_params, options):
