@@ -1,7 +1,7 @@
 """retrograd.nn: modules, layers and their functional forms."""
 
 from ..tensor import Parameter
-from . import functional, init
+from . import functional, init, utils
 from .layers import (
     Dense,
     Dropout,

@@ -1,0 +1,106 @@
+"""Embedded, offline datasets with fixed, documented train/test splits, and synthetic ones.
+
+- digits: scikit-learn's load_digits (1797 8x8 images, 10 classes, shipped with scikit-learn),
+  split 80/20 per class with seed 0: 1438 train / 359 test.
+- mnist1d: generated procedurally by the mnist1d package (make_dataset(get_dataset_args()),
+  never its download): 4000 train / 1000 test, 40 features, 10 classes (the paper's split).
+- spirals: interleaved 2-D spirals (any number of arms), optionally imbalanced by class ratios.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Split:
+    """A dataset with its fixed train/test split (float32 features, int64 labels)."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    def __post_init__(self):
+        self.x_train = np.ascontiguousarray(self.x_train, dtype=np.float32)
+        self.x_test = np.ascontiguousarray(self.x_test, dtype=np.float32)
+        self.y_train = np.asarray(self.y_train, dtype=np.int64)
+        self.y_test = np.asarray(self.y_test, dtype=np.int64)
+
+    @property
+    def n_features(self) -> int:
+        return self.x_train.shape[1]
+
+    @property
+    def n_classes(self) -> int:
+        return int(max(self.y_train.max(initial=-1), self.y_test.max(initial=-1))) + 1
+
+
+def stratified_split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int):
+    """Indices of a test split holding test_fraction of every class (rounded), seeded."""
+    rng = np.random.default_rng(seed)
+    test = []
+    for c in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == c))
+        test.append(members[:int(round(test_fraction * len(members)))])
+    test = np.sort(np.concatenate(test))
+    train = np.setdiff1d(np.arange(len(y)), test)
+    return x[train], y[train], x[test], y[test]
+
+
+def digits() -> Split:
+    """scikit-learn's 8x8 digits: 1438 train / 359 test images (64 features, 10 classes)."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    return Split("digits", *stratified_split(data.data, data.target, 0.2, seed=0))
+
+
+def mnist1d() -> Split:
+    """MNIST-1D generated offline by its package: 4000 train / 1000 test, 40 features."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    state = np.random.get_state()  # mnist1d seeds NumPy's global generator; leave it as it was
+    try:
+        data = make_dataset(get_dataset_args())
+    finally:
+        np.random.set_state(state)
+    return Split("mnist1d", data["x"], data["y"], data["x_test"], data["y_test"])
+
+
+def spirals(n_samples: int = 1000, n_classes: int = 2, noise: float = 0.2,
+            class_ratio=None, test_fraction: float = 0.25, seed: int = 0) -> Split:
+    """Interleaved spirals in 2-D, one arm per class. class_ratio (e.g. (0.95, 0.05)) makes
+    the classes imbalanced: n_samples are divided in those proportions."""
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+    ratio = np.full(n_classes, 1.0 / n_classes) if class_ratio is None \
+        else np.asarray(class_ratio, dtype=np.float64)
+    if ratio.shape != (n_classes,) or np.any(ratio <= 0):
+        raise ValueError(f"class_ratio must be {n_classes} positive numbers, got {class_ratio}")
+    counts = np.maximum(2, np.round(n_samples * ratio / ratio.sum()).astype(int))
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for c, n in enumerate(counts):
+        r = np.sqrt(rng.uniform(0.05, 1.0, n))  # uniform density along the arm
+        angle = 3 * np.pi * r + 2 * np.pi * c / n_classes
+        arm = np.stack([r * np.cos(angle), r * np.sin(angle)], axis=1)
+        xs.append(arm + noise * 0.1 * rng.standard_normal((n, 2)))
+        ys.append(np.full(n, c))
+    name = "spirals" if class_ratio is None else "imbalanced-spirals"
+    return Split(name, *stratified_split(np.concatenate(xs), np.concatenate(ys), test_fraction,
+                                         seed))
+
+
+def imbalanced_spirals(minority: float = 0.05, n_samples: int = 2000, seed: int = 0) -> Split:
+    """Two spirals with a (1 - minority) / minority class ratio (95/5 by default)."""
+    if not 0 < minority < 0.5:
+        raise ValueError(f"minority must be in (0, 0.5), got {minority}")
+    return spirals(n_samples, 2, class_ratio=(1 - minority, minority), seed=seed)
+
+
+EMBEDDED = {"digits": digits, "mnist1d": mnist1d, "spirals": spirals,
+            "imbalanced-spirals": imbalanced_spirals}

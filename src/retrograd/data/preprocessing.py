@@ -1,0 +1,36 @@
+"""Standardization fitted on the training split only, and saved with the model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Standardizer:
+    """x -> (x - mean) / std per feature, mean and std from the training data; constant
+    features keep std 1 (so they map to 0 instead of dividing by zero)."""
+
+    def __init__(self, mean: np.ndarray | None = None, std: np.ndarray | None = None):
+        self.mean = None if mean is None else np.asarray(mean, dtype=np.float32)
+        self.std = None if std is None else np.asarray(std, dtype=np.float32)
+
+    def fit(self, x: np.ndarray) -> Standardizer:
+        x = np.asarray(x, dtype=np.float64)
+        self.mean = x.mean(axis=0).astype(np.float32)
+        std = x.std(axis=0)
+        self.std = np.where(std > 0, std, 1.0).astype(np.float32)
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        if self.mean is None:
+            raise RuntimeError("Standardizer.transform before fit")
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[-1] != self.mean.shape[0]:
+            raise ValueError(f"expected {self.mean.shape[0]} features, got {x.shape[-1]}")
+        return (x - self.mean) / self.std
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> Standardizer:
+        return cls(state["mean"], state["std"])
