@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import os
+import warnings
 
 import numpy as np
 
@@ -20,7 +21,9 @@ class DataError(ValueError):
     """The data at a path cannot be used; the message says where and why."""
 
 
-def _labels(y: np.ndarray, where: str) -> np.ndarray:
+def _labels(y: np.ndarray, where: str, first_row: int = 1) -> np.ndarray:
+    """Integer labels >= 0; first_row numbers the rows in the message (2 for a CSV file, whose
+    row 1 is the header)."""
     y = np.asarray(y)
     if y.dtype.kind in "iu":
         bad = y < 0
@@ -30,7 +33,8 @@ def _labels(y: np.ndarray, where: str) -> np.ndarray:
         raise DataError(f"{where}: labels must be non-negative integers, got dtype {y.dtype}")
     if np.any(bad):
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{where}: label {y[i]!r} at row {i + 1} is not a non-negative integer")
+        raise DataError(f"{where}: label {y[i].item()!r} at row {i + first_row} is not a "
+                        "non-negative integer")
     return y.astype(np.int64)
 
 
@@ -57,7 +61,8 @@ def read_csv(path: str, label_column: str | None = None) -> tuple[np.ndarray, np
     else:
         raise DataError(f"{path}: no column named {label_column!r} (columns: "
                         f"{', '.join(header)})")
-    labels = _labels(values[:, label_index], f"{path}, column {header[label_index]!r}")
+    labels = _labels(values[:, label_index], f"{path}, column {header[label_index]!r}",
+                     first_row=2)
     features = np.delete(values, label_index, axis=1)
     return _features(features, path), labels
 
@@ -73,7 +78,9 @@ def _read_csv_values(path: str) -> tuple[list[str], np.ndarray]:
         with open(path, newline="") as f:
             header = [h.strip() for h in next(csv.reader(f), [])]
             try:  # NumPy's C parser first: fast for MNIST-sized files
-                values = np.loadtxt(f, delimiter=",", ndmin=2, dtype=np.float64)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # "no data": reported below, as an error
+                    values = np.loadtxt(f, delimiter=",", ndmin=2, dtype=np.float64)
             except ValueError:
                 values = None
     except (OSError, UnicodeDecodeError) as exc:
