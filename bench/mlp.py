@@ -1,12 +1,14 @@
 """Training throughput of an MLP 784-256-256-10: retrograd vs hand-written NumPy vs PyTorch.
 
-The three implementations train the same model (ReLU, cross-entropy on logits, SGD with lr 0.01
-and momentum 0.9, float32) from the same initial weights on the same batches, so they do the same
-work; `--check` verifies that by comparing their loss trajectories and weight updates.
+The three implementations train the same model (ReLU, cross-entropy on logits, float32) with the
+same optimizer -- SGD with lr 0.01 and momentum 0.9, or Adam with lr 1e-3 and the default betas
+and eps -- from the same initial weights on the same batches, so they do the same work; `--check`
+verifies that by comparing their loss trajectories and weight updates.
 
-    python bench/mlp.py                      # the benchmark (~2 min on 2 idle cores)
-    python bench/mlp.py --check              # equal-work check only (a few seconds)
-    python bench/mlp.py --profile            # cProfile of retrograd's training step
+    python bench/mlp.py                         # the benchmark with SGD (~2 min on 2 idle cores)
+    python bench/mlp.py --optimizer sgd,adam    # both optimizers, one table each (~4 min)
+    python bench/mlp.py --check                 # equal-work check only (a few seconds)
+    python bench/mlp.py --profile               # cProfile of retrograd's training step
 
 Methodology:
 - The data is MNIST-like: a fixed, seeded pool of 8192 samples with about 20% non-zero pixels
@@ -19,70 +21,40 @@ Methodology:
 - NumPy's BLAS and torch both use 2 threads (`--threads`). OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
   slow NumPy's OpenBLAS down; if set, the script re-executes itself without them and says so.
   Flushing denormals to zero is left off (the default) for all three.
+- The hand-written NumPy optimizers follow torch.optim's rules exactly and update in place
+  (Adam through one scratch array per parameter, as retrograd's Adam does); PyTorch's optimizer
+  runs with its defaults (for Adam on CPU that is the single-tensor loop, not foreach; the report
+  says which it used).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-_BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-_UNSET_MARK = "RETROGRAD_BENCH_UNSET"  # what the re-exec removed, for the report
-_COMMAND_MARK = "RETROGRAD_BENCH_COMMAND"  # the command as the user typed it
-
-
-def _reexec_without_blas_overrides() -> None:
-    """Replace this process by the same command without the OpenBLAS overrides (before NumPy
-    is imported: OpenBLAS reads them when it loads)."""
-    found = [k for k in _BLAS_OVERRIDES if k in os.environ]
-    if not found or "--keep-blas-env" in sys.argv:
-        return
-    env = {k: v for k, v in os.environ.items() if k not in _BLAS_OVERRIDES}
-    env[_UNSET_MARK] = " ".join(f"{k}={os.environ[k]}" for k in found)
-    env.setdefault(_COMMAND_MARK, _typed_command())
-    sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *sys.argv[1:]], env)
-
-
-def _typed_command() -> str:
-    import shlex
-
-    script = os.path.relpath(os.path.abspath(__file__))
-    if script.startswith(".."):
-        script = os.path.abspath(__file__)
-    python = os.path.relpath(sys.executable) if not sys.executable.startswith("/usr") \
-        else os.path.basename(sys.executable)
-    if python.startswith(".."):
-        python = sys.executable
-    return shlex.join([python, script, *sys.argv[1:]])
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402  (imports nothing heavy: the re-exec below must precede NumPy)
 
 if __name__ == "__main__":
-    _reexec_without_blas_overrides()
+    common.reexec_without_blas_overrides(__file__)
 
 # Imported after the re-exec above, so that OpenBLAS never sees the overrides.
-import cProfile  # noqa: E402
-import datetime  # noqa: E402
-import gc  # noqa: E402
-import io  # noqa: E402
-import platform  # noqa: E402
-import pstats  # noqa: E402
+import argparse  # noqa: E402
+import math  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
-try:
-    import retrograd as rg
-except ImportError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
-    import retrograd as rg
+rg = common.import_retrograd()
 
 SIZES = (784, 256, 256, 10)
-LR, MOMENTUM = 0.01, 0.9
+SGD_LR, MOMENTUM = 0.01, 0.9
+ADAM_LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
+OPTIMIZERS = ("sgd", "adam")
+OPTIMIZER_TITLES = {"sgd": f"SGD lr {SGD_LR} momentum {MOMENTUM}",
+                    "adam": f"Adam lr {ADAM_LR:g}, betas {BETAS}, eps {EPS:g}"}
 POOL, DENSITY = 8192, 0.2
 IMPLS = ("retrograd", "NumPy", "PyTorch")
 
@@ -138,11 +110,14 @@ def _retrograd_model():
 class RetrogradMLP:
     name = "retrograd"
 
-    def __init__(self, params: list[np.ndarray]):
+    def __init__(self, params: list[np.ndarray], optimizer: str):
         self.model = _retrograd_model()
         keys = [k for k, _ in self.model.named_parameters()]
         self.model.load_state_dict(dict(zip(keys, params, strict=True)))
-        self.opt = rg.optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM)
+        if optimizer == "sgd":
+            self.opt = rg.optim.SGD(self.model.parameters(), lr=SGD_LR, momentum=MOMENTUM)
+        else:
+            self.opt = rg.optim.Adam(self.model.parameters(), lr=ADAM_LR, betas=BETAS, eps=EPS)
 
     def prepare(self, x, y):
         return rg.from_numpy(x), rg.from_numpy(y)
@@ -158,16 +133,27 @@ class RetrogradMLP:
     def params(self) -> list[np.ndarray]:
         return [p.numpy().copy() for p in self.model.parameters()]
 
+    def set_params(self, values: list[np.ndarray]) -> None:
+        with rg.no_grad():
+            for p, value in zip(self.model.parameters(), values, strict=True):
+                p.copy_(value)
+
 
 class NumpyMLP:
     """The same training step written out by hand: forward, the fused softmax-cross-entropy
-    gradient (p - onehot) / N, backward, and torch.optim.SGD's momentum update in place."""
+    gradient (p - onehot) / N, backward, and torch.optim's SGD-with-momentum or Adam update,
+    in place."""
 
     name = "NumPy"
 
-    def __init__(self, params: list[np.ndarray]):
+    def __init__(self, params: list[np.ndarray], optimizer: str):
         self.w = [p.copy() for p in params]  # W1, b1, W2, b2, W3, b3
-        self.bufs: list[np.ndarray | None] = [None] * len(self.w)
+        self.update = self._sgd if optimizer == "sgd" else self._adam
+        self.bufs: list[np.ndarray | None] = [None] * len(self.w)  # SGD's momentum buffers
+        self.t = 0  # Adam's step count, moments and scratch arrays
+        self.m = [np.zeros_like(p) for p in self.w]
+        self.v = [np.zeros_like(p) for p in self.w]
+        self.tmp = [np.empty_like(p) for p in self.w]
 
     def prepare(self, x, y):
         return x, y
@@ -203,26 +189,56 @@ class NumpyMLP:
         g1 = g2 @ w2
         g1 *= a1 > 0
         gw1, gb1 = g1.T @ x, g1.sum(axis=0)
-        # SGD with momentum, as torch: buf = g at the first step, then buf = m * buf + g;
-        # p -= lr * buf
-        for i, g in enumerate((gw1, gb1, gw2, gb2, gw3, gb3)):
+        self.update((gw1, gb1, gw2, gb2, gw3, gb3))
+        return loss
+
+    def _sgd(self, grads) -> None:
+        """torch.optim.SGD with momentum: buf = g at the first step, then buf = m * buf + g;
+        p -= lr * buf."""
+        for i, g in enumerate(grads):
             buf = self.bufs[i]
             if buf is None:
                 self.bufs[i] = buf = g  # g is a fresh array nothing else holds
             else:
                 buf *= MOMENTUM
                 buf += g
-            self.w[i] -= LR * buf
-        return loss
+            self.w[i] -= SGD_LR * buf
+
+    def _adam(self, grads) -> None:
+        """torch.optim.Adam: m += (1 - b1)(g - m) (torch's lerp); v = b2 v + (1 - b2) g^2;
+        denom = sqrt(v) / sqrt(1 - b2^t) + eps; p -= lr / (1 - b1^t) * m / denom. Fused and in
+        place through one scratch array per parameter: nothing allocated per step."""
+        self.t += 1
+        b1, b2 = BETAS
+        step_size = ADAM_LR / (1 - b1 ** self.t)  # constants in float64, as torch
+        bc2_sqrt = math.sqrt(1 - b2 ** self.t)
+        for p, g, m, v, tmp in zip(self.w, grads, self.m, self.v, self.tmp, strict=True):
+            np.subtract(g, m, out=tmp)
+            tmp *= 1 - b1
+            m += tmp
+            v *= b2
+            np.multiply(g, g, out=tmp)
+            tmp *= 1 - b2
+            v += tmp
+            np.sqrt(v, out=tmp)
+            tmp /= bc2_sqrt
+            tmp += EPS
+            np.divide(m, tmp, out=tmp)
+            tmp *= step_size
+            p -= tmp
 
     def params(self) -> list[np.ndarray]:
         return [p.copy() for p in self.w]
+
+    def set_params(self, values: list[np.ndarray]) -> None:
+        for p, value in zip(self.w, values, strict=True):
+            np.copyto(p, value)
 
 
 class TorchMLP:
     name = "PyTorch"
 
-    def __init__(self, params: list[np.ndarray]):
+    def __init__(self, params: list[np.ndarray], optimizer: str):
         nn = torch.nn
         self.model = nn.Sequential(nn.Linear(SIZES[0], SIZES[1]), nn.ReLU(),
                                    nn.Linear(SIZES[1], SIZES[2]), nn.ReLU(),
@@ -230,7 +246,11 @@ class TorchMLP:
         with torch.no_grad():
             for p, value in zip(self.model.parameters(), params, strict=True):
                 p.copy_(torch.from_numpy(value))
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM)
+        if optimizer == "sgd":
+            self.opt = torch.optim.SGD(self.model.parameters(), lr=SGD_LR, momentum=MOMENTUM)
+        else:  # torch's defaults: foreach=None, fused=None
+            self.opt = torch.optim.Adam(self.model.parameters(), lr=ADAM_LR, betas=BETAS,
+                                        eps=EPS)
 
     def prepare(self, x, y):
         return torch.from_numpy(x), torch.from_numpy(y)
@@ -246,43 +266,86 @@ class TorchMLP:
     def params(self) -> list[np.ndarray]:
         return [p.detach().numpy().copy() for p in self.model.parameters()]
 
+    def set_params(self, values: list[np.ndarray]) -> None:
+        with torch.no_grad():
+            for p, value in zip(self.model.parameters(), values, strict=True):
+                p.copy_(torch.from_numpy(value))
+
+    def implementation(self) -> str:
+        """Which of torch's optimizer implementations step() runs (defaults resolved as
+        torch.optim resolves them)."""
+        kind = type(self.opt).__name__
+        d = self.opt.defaults
+        foreach, fused = d.get("foreach"), d.get("fused")
+        how = "explicit"
+        if not foreach and not fused and foreach is None and fused is None:
+            how = "default"
+            try:
+                from torch.optim.optimizer import _default_to_fused_or_foreach
+
+                params = list(self.model.parameters())
+                _, foreach = _default_to_fused_or_foreach(params, False, use_fused=False)
+            except (ImportError, TypeError):  # private API: fall back to the CPU behaviour
+                foreach = False
+        impl = "fused" if fused else "foreach (multi-tensor)" if foreach \
+            else f"single-tensor for-loop (_single_tensor_{kind.lower()})"
+        return f"torch.optim.{kind} ran the {impl} implementation ({how} foreach/fused)"
+
 
 CLASSES = (RetrogradMLP, NumpyMLP, TorchMLP)
 
 
-def build_all(seed: int):
+def build_all(seed: int, optimizer: str):
     params = initial_params(seed)
-    return [cls(params) for cls in CLASSES], params
+    return [cls(params, optimizer) for cls in CLASSES], params
 
 
 # ----------------------------------------------------------------------------------------------
 # equal-work check
 
+# A pre-activation that rounding puts on the other side of 0 changes one unit's gradient, and
+# Adam keeps it in its moment for ~10 steps and scales every weight's step to about lr: allow
+# 1e-3 for Adam (a misplaced eps or bias correction is off by far more than that).
+MOVE_TOL = {"sgd": 1e-4, "adam": 1e-3}
 
-def check(pool, batch_sizes, steps: int, seed: int) -> bool:
+
+def check(pool, batch_sizes, steps: int, seed: int, optimizer: str) -> bool:
     """Train each implementation `steps` steps from the same weights on the same batches and
-    compare losses step by step and the total weight updates (to float32 tolerance)."""
+    compare, step by step, the losses and the weight updates with NumPy's (to float32
+    tolerance).
+
+    After every step the weights of all three are reset to NumPy's (their optimizer states
+    carry on untouched): free-running trajectories of ReLU networks part at the first
+    pre-activation that rounding puts on the other side of 0, and Adam, which moves every weight
+    by about lr whatever the size of its gradient, turns that into visible differences within a
+    few steps. Synchronised, each step compares the same forward, backward and optimizer rule.
+    """
     ok = True
-    print(f"equal-work check: {steps} steps per batch size, from the same initial weights")
+    print(f"equal-work check ({optimizer}): {steps} steps per batch size from the same initial "
+          "weights, weights re-synchronised to NumPy's after each step")
     for b in batch_sizes:
-        impls, init = build_all(seed)
-        batches = batch_list(*pool, b, 0, steps)
-        losses = {}
-        for impl in impls:
-            losses[impl.name] = [impl.step(impl.prepare(x, y)).item() for x, y in batches]
-        # each parameter's total update, compared with NumPy's
-        moves = {impl.name: [p - q for p, q in zip(impl.params(), init, strict=True)]
-                 for impl in impls}
-        ref_loss, ref_move = np.array(losses["NumPy"]), moves["NumPy"]
+        impls, weights = build_all(seed, optimizer)
+        losses = {impl.name: [] for impl in impls}
+        move_err = dict.fromkeys(losses, 0.0)
+        for x, y in batch_list(*pool, b, 0, steps):
+            moves = {}
+            for impl in impls:
+                impl.set_params(weights)
+                losses[impl.name].append(impl.step(impl.prepare(x, y)).item())
+                moves[impl.name] = [p - q for p, q in zip(impl.params(), weights, strict=True)]
+            for name in ("retrograd", "PyTorch"):  # each parameter's update vs NumPy's
+                move_err[name] = max(move_err[name], *(
+                    np.linalg.norm(m - r) / np.linalg.norm(r)
+                    for m, r in zip(moves[name], moves["NumPy"], strict=True)))
+            weights = [q + m for q, m in zip(weights, moves["NumPy"], strict=True)]
+        ref_loss = np.array(losses["NumPy"])
         print(f"  batch {b}: losses " + ", ".join(f"{v:.5f}" for v in ref_loss) + " (NumPy)")
         for name in ("retrograd", "PyTorch"):
             loss_err = np.max(np.abs(np.array(losses[name]) - ref_loss) / np.abs(ref_loss))
-            move_err = max(np.linalg.norm(m - r) / np.linalg.norm(r)
-                           for m, r in zip(moves[name], ref_move, strict=True))
-            good = loss_err < 1e-5 and move_err < 1e-4
+            good = loss_err < 1e-5 and move_err[name] < MOVE_TOL[optimizer]
             ok &= good
-            print(f"    {name:>9} vs NumPy: max rel loss diff {loss_err:.1e}, "
-                  f"max rel diff of a weight update {move_err:.1e}  {'ok' if good else 'MISMATCH'}")
+            print(f"    {name:>9} vs NumPy: max rel loss diff {loss_err:.1e}, max rel diff of a "
+                  f"weight update {move_err[name]:.1e}  {'ok' if good else 'MISMATCH'}")
     print("check " + ("passed" if ok else "FAILED"))
     return ok
 
@@ -292,44 +355,26 @@ def check(pool, batch_sizes, steps: int, seed: int) -> bool:
 
 
 def bench_batch(pool, batch: int, steps: int, rounds: int, warmup: int, pause: float,
-                seed: int) -> dict:
+                seed: int, optimizer: str) -> dict[str, list[float]]:
     """Samples/s per round for each implementation, interleaved round by round."""
-    impls, _ = build_all(seed)
-    rates = {impl.name: [] for impl in impls}
-    # Exempt everything alive now (torch's many objects above all) from the cyclic GC, so the
-    # gc.collect() before each segment costs microseconds instead of ~80 ms.
-    gc.collect()
-    gc.freeze()
-    first = 0
-    for impl in impls:  # warm-up: caches, allocator, momentum buffers, lazy init
-        for b in [impl.prepare(x, y) for x, y in batch_list(*pool, batch, first, warmup)]:
+    impls, _ = build_all(seed, optimizer)
+    by_name = {impl.name: impl for impl in impls}
+    for impl in impls:  # warm-up: caches, allocator, optimizer state, lazy init
+        for b in [impl.prepare(x, y) for x, y in batch_list(*pool, batch, 0, warmup)]:
             impl.step(b)
-    first += warmup
-    for r in range(rounds):
-        raw = batch_list(*pool, batch, first, steps)
-        first += steps
-        order = impls[r % len(impls):] + impls[:r % len(impls)]
-        for impl in order:
-            batches = [impl.prepare(x, y) for x, y in raw]
-            gc.collect()
-            if pause:
-                time.sleep(pause)
-            t0 = time.perf_counter()
+
+    def make_segment(name: str, r: int):
+        impl = by_name[name]
+        batches = [impl.prepare(x, y)
+                   for x, y in batch_list(*pool, batch, warmup + r * steps, steps)]
+
+        def run():
             for b in batches:
                 impl.step(b)
-            dt = time.perf_counter() - t0
-            rates[impl.name].append(steps * batch / dt)
-    gc.unfreeze()
-    return rates
+        return run
 
-
-def ratio_stats(a: list[float], b: list[float]) -> tuple[float, float, float]:
-    """Median and quartiles of the per-round ratios a/b."""
-    r = [x / y for x, y in zip(a, b, strict=True)]
-    if len(r) < 2:
-        return r[0], r[0], r[0]
-    q1, med, q3 = statistics.quantiles(r, n=4, method="inclusive")
-    return med, q1, q3
+    times = common.interleaved(IMPLS, rounds, make_segment, pause=pause)
+    return {name: [steps * batch / t for t in ts] for name, ts in times.items()}
 
 
 def default_steps(batch: int) -> int:
@@ -348,74 +393,32 @@ def parse_steps(text: str | None, batch_sizes: list[int]) -> list[int]:
     return values
 
 
+def parse_optimizers(text: str) -> list[str]:
+    names = [s.strip().lower() for s in text.split(",") if s.strip()]
+    bad = [s for s in names if s not in OPTIMIZERS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown optimizer {bad or text!r}: choose from "
+                                         + ", ".join(OPTIMIZERS))
+    return list(dict.fromkeys(names))
+
+
 # ----------------------------------------------------------------------------------------------
 # reporting
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def blas_summary() -> str:
-    parts = []
-    for info in threadpool_info():
-        lib = os.path.basename(info.get("filepath", ""))
-        owner = "numpy" if "numpy" in info.get("filepath", "") else \
-            "torch" if "torch" in info.get("filepath", "") else "other"
-        desc = f"{info['internal_api']} {info.get('version') or ''}".strip()
-        if info.get("architecture"):
-            desc += f" ({info['architecture']})"
-        parts.append(f"{owner}: {desc}, {info['num_threads']} threads [{lib}]")
-    return "; ".join(parts)
-
-
-def environment_lines(threads: int) -> list[str]:
-    lines = [
-        f"machine: {cpu_name()}, {os.cpu_count()} logical CPUs, Python "
-        f"{platform.python_version()}",
-        f"numpy {np.__version__}, retrograd {rg.__version__}, torch {torch.__version__} "
-        f"(torch.get_num_threads() = {torch.get_num_threads()}, "
-        f"interop {torch.get_num_interop_threads()})",
-        f"thread pools (threadpoolctl, NumPy's BLAS limited to {threads}): {blas_summary()}",
-    ]
-    unset = os.environ.get(_UNSET_MARK)
-    if unset:
-        lines.append(f"re-executed without {unset} (they slow NumPy's OpenBLAS down)")
-    else:
-        kept = [f"{k}={os.environ[k]}" for k in _BLAS_OVERRIDES if k in os.environ]
-        lines.append("OpenBLAS overrides: " + (", ".join(kept) + " (kept, --keep-blas-env)"
-                                              if kept else "none set"))
-    return lines
-
-
-def fmt_rate(x: float) -> str:
-    return f"{x:,.0f}"
-
-
-def fmt_ratio(stats: tuple[float, float, float]) -> str:
-    med, q1, q3 = stats
-    return f"{med:.2f} ({q1:.2f}-{q3:.2f})"
-
-
-def markdown(results, args, steps, env_lines, elapsed: float) -> str:
-    today = datetime.date.today().isoformat()
-    command = os.environ.get(_COMMAND_MARK) or _typed_command()
-    out = [
-        "### MLP 784-256-256-10 training throughput (float32, SGD momentum, samples/s)",
-        "",
-        f"{today}, `{command}`  ",
+def markdown(optimizer: str, results, args, steps, env_lines, elapsed: float,
+             torch_impl: str, load: str) -> str:
+    fmt_rate, fmt_ratio, ratio_stats = common.fmt_rate, common.fmt_ratio, common.ratio_stats
+    details = [
         f"{args.rounds} interleaved rounds, steps per round "
         + ", ".join(f"{k} at batch {b}" for b, k in zip(args.batch_sizes, steps, strict=True))
-        + f"; {elapsed:.0f} s in all.  ",
-        *(line + "  " for line in env_lines),
-        "",
+        + f"; {elapsed:.0f} s in all; {load}.",
+        f"optimizer: {OPTIMIZER_TITLES[optimizer]}; {torch_impl}.",
+    ]
+    out = common.report_header(
+        f"MLP 784-256-256-10 training throughput (float32, {OPTIMIZER_TITLES[optimizer]}, "
+        "samples/s)", __file__, details, env_lines)
+    out += [
         "| batch | retrograd | NumPy | PyTorch | retrograd / NumPy | retrograd / PyTorch "
         "| NumPy / PyTorch |",
         "|---:|---:|---:|---:|---:|---:|---:|",
@@ -438,27 +441,22 @@ def markdown(results, args, steps, env_lines, elapsed: float) -> str:
 # profile
 
 
-def profile(pool, batch: int, steps: int, seed: int, top: int = 25) -> None:
-    impl = RetrogradMLP(initial_params(seed))
-    warm = [impl.prepare(x, y) for x, y in batch_list(*pool, batch, 0, 5)]
-    for b in warm:
+def profile(pool, batch: int, steps: int, seed: int, optimizer: str) -> None:
+    impl = RetrogradMLP(initial_params(seed), optimizer)
+    for b in [impl.prepare(x, y) for x, y in batch_list(*pool, batch, 0, 5)]:
         impl.step(b)
     batches = [impl.prepare(x, y) for x, y in batch_list(*pool, batch, 5, steps)]
-    prof = cProfile.Profile()
+
+    def run():
+        for b in batches:
+            impl.step(b)
+
     t0 = time.perf_counter()
-    prof.enable()
-    for b in batches:
-        impl.step(b)
-    prof.disable()
-    dt = time.perf_counter() - t0
-    print(f"retrograd under cProfile, batch {batch}, {steps} steps: "
-          f"{dt / steps * 1e6:.0f} us per step (profiler overhead included)")
-    for key in ("tottime", "cumtime"):
-        s = io.StringIO()
-        pstats.Stats(prof, stream=s).sort_stats(key).print_stats(top)
-        text = s.getvalue()
-        print(f"\n--- top {top} by {key} ---")
-        print(text[text.find("   ncalls"):].rstrip())
+    run()  # once without the profiler, for the real time per step
+    plain = time.perf_counter() - t0
+    print(f"retrograd ({optimizer}), batch {batch}, {steps} steps: "
+          f"{plain / steps * 1e6:.0f} us per step without the profiler")
+    common.profile(run, f"the same {steps} steps")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -466,6 +464,9 @@ def profile(pool, batch: int, steps: int, seed: int, top: int = 25) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--optimizer", type=parse_optimizers, default=["sgd"],
+                        help="sgd, adam, or a comma-separated list run one after the other, "
+                             "one table each (default sgd)")
     parser.add_argument("--batch-sizes", type=lambda s: [int(v) for v in s.split(",")],
                         default=[32, 128, 1024], help="comma-separated (default 32,128,1024)")
     parser.add_argument("--rounds", type=int, default=40,
@@ -475,27 +476,19 @@ def main(argv=None) -> int:
                              "per batch size (default: 16384 samples, at least 4 steps)")
     parser.add_argument("--warmup", type=int, default=None,
                         help="untimed steps per implementation first (default: one round)")
-    parser.add_argument("--pause", type=float, default=0.0,
-                        help="seconds of idle before each timed segment, to let the previous "
-                             "library's spinning threads sleep (default 0: made no difference "
-                             "on 2 cores)")
-    parser.add_argument("--threads", type=int, default=2,
-                        help="BLAS threads for NumPy and torch threads (default 2)")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--check", action="store_true",
                         help="only check that the three implementations do the same work")
     parser.add_argument("--profile", action="store_true",
-                        help="only profile retrograd's training step at the first batch size")
-    parser.add_argument("--keep-blas-env", action="store_true",
-                        help="do not re-execute without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE")
+                        help="only profile retrograd's training step at the first batch size "
+                             "with the first optimizer")
+    common.add_harness_args(parser, "BLAS threads for NumPy and torch threads (default 2)")
     args = parser.parse_args(argv)
     if args.rounds < 1 or min(args.batch_sizes) < 1:
         parser.error("--rounds and --batch-sizes must be positive")
     steps = parse_steps(args.steps, args.batch_sizes)
 
-    limits = threadpool_limits(limits=args.threads, user_api="blas")  # noqa: F841 (kept alive)
-    torch.set_num_threads(args.threads)
-    env_lines = environment_lines(args.threads)
+    limits = common.limit_threads(args.threads)  # noqa: F841 (kept alive)
+    env_lines = common.environment_lines(args.threads)
     for line in env_lines:
         print(line)
     pool = make_pool(args.seed)
@@ -504,29 +497,41 @@ def main(argv=None) -> int:
     print()
 
     if args.check:
-        return 0 if check(pool, args.batch_sizes, int(args.steps or 5), args.seed) else 1
+        ok = True
+        for opt in args.optimizer:
+            ok &= check(pool, args.batch_sizes, int(args.steps or 5), args.seed, opt)
+            print()
+        return 0 if ok else 1
     if args.profile:
-        profile(pool, args.batch_sizes[0], steps[0] * args.rounds, args.seed)
+        profile(pool, args.batch_sizes[0], steps[0] * args.rounds, args.seed, args.optimizer[0])
         return 0
 
-    if not check(pool, [args.batch_sizes[0]], 3, args.seed):
-        return 1
-    print()
-    t_start = time.perf_counter()
-    results = {}
-    for b, k in zip(args.batch_sizes, steps, strict=True):
-        t0 = time.perf_counter()
-        warmup = k if args.warmup is None else args.warmup
-        rates = bench_batch(pool, b, k, args.rounds, warmup, args.pause, args.seed)
-        results[b] = rates
-        # how much slower the slowest segment was than the median one: the machine's noise
-        outlier = max(statistics.median(v) / min(v) for v in rates.values())
-        print(f"batch {b:>5}: " + "  ".join(
-            f"{name} {fmt_rate(statistics.median(rates[name]))}/s" for name in IMPLS)
-            + f"   ({args.rounds} rounds x {k} steps, {time.perf_counter() - t0:.0f} s; "
-            f"slowest segment {outlier:.1f}x the median)", flush=True)
-    print()
-    print(markdown(results, args, steps, env_lines, time.perf_counter() - t_start))
+    for opt in args.optimizer:
+        if not check(pool, [args.batch_sizes[0]], 3, args.seed, opt):
+            return 1
+        print()
+    tables = []
+    for opt in args.optimizer:
+        t_start = time.perf_counter()
+        load = common.OtherLoad()
+        results = {}
+        for b, k in zip(args.batch_sizes, steps, strict=True):
+            t0 = time.perf_counter()
+            batch_load = common.OtherLoad()
+            warmup = k if args.warmup is None else args.warmup
+            rates = bench_batch(pool, b, k, args.rounds, warmup, args.pause, args.seed, opt)
+            results[b] = rates
+            print(f"{opt:>4}, batch {b:>5}: " + "  ".join(
+                f"{name} {common.fmt_rate(statistics.median(rates[name]))}/s" for name in IMPLS)
+                + f"   ({args.rounds} rounds x {k} steps, {time.perf_counter() - t0:.0f} s; "
+                f"slowest segment {common.noise(rates, slow_is_high=False):.1f}x the median; "
+                f"{batch_load.describe()})", flush=True)
+        torch_impl = TorchMLP(initial_params(args.seed), opt).implementation()
+        tables.append(markdown(opt, results, args, steps, env_lines,
+                               time.perf_counter() - t_start, torch_impl, load.describe()))
+        print()
+        print(tables[-1], flush=True)
+        print()
     return 0
 
 
