@@ -19,7 +19,9 @@ test: $(VENV)/.installed
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed
-	$(PY) bench/mlp.py
+	$(PY) bench/mlp.py --optimizer sgd,adam
+	$(PY) bench/losses.py
+	$(PY) bench/sklearn_mlp.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench examples

@@ -79,13 +79,14 @@ class Optimizer:
     def _update(self, param: np.ndarray, grad: np.ndarray, state: dict, group: dict) -> None:
         raise NotImplementedError
 
-    def _scratch(self, param: np.ndarray) -> np.ndarray:
-        """A reusable work array shaped like `param`, so updates allocate nothing per step
-        (it is not optimizer state: never saved)."""
+    def _scratch(self, param: np.ndarray, which: int = 0) -> np.ndarray:
+        """A reusable work array shaped like `param` (`which` tells several apart), so updates
+        allocate nothing per step; it is not optimizer state and is never saved."""
         scratch = self.__dict__.setdefault("_scratch_arrays", {})
-        buf = scratch.get(id(param))
+        key = (id(param), which)
+        buf = scratch.get(key)
         if buf is None or buf.shape != param.shape or buf.dtype != param.dtype:
-            buf = scratch[id(param)] = np.empty_like(param)
+            buf = scratch[key] = np.empty_like(param)
         return buf
 
     @staticmethod

@@ -90,8 +90,12 @@ class Adadelta(Optimizer):
         np.multiply(g, g, out=tmp)
         tmp *= 1 - rho
         v += tmp
-        delta = np.sqrt(u + eps)
-        delta /= np.sqrt(v + eps)
+        delta = self._scratch(param, 1)
+        np.add(u, eps, out=delta)
+        np.sqrt(delta, out=delta)
+        np.add(v, eps, out=tmp)
+        np.sqrt(tmp, out=tmp)
+        delta /= tmp
         delta *= g
         u *= rho
         np.multiply(delta, delta, out=tmp)
