@@ -37,7 +37,7 @@ class Adam(Optimizer):
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         if self.decoupled_weight_decay:
             param *= 1 - lr * group["weight_decay"]
-            g = -grad if group["maximize"] else grad
+            g = np.negative(grad, out=self._scratch(param, 2)) if group["maximize"] else grad
         else:
             g = self._direction(param, grad, group)
         if not state:

@@ -99,13 +99,21 @@ class Optimizer:
             bound = "" if high is None else f" and {'<=' if closed else '<'} {high}"
             raise ValueError(f"invalid {name} value: {value} (must be >= {low}{bound})")
 
-    @staticmethod
-    def _direction(param: np.ndarray, grad: np.ndarray, group: dict) -> np.ndarray:
+    def _direction(self, param: np.ndarray, grad: np.ndarray, group: dict) -> np.ndarray:
         """The gradient to descend: negated when maximizing, plus L2 weight decay (torch's
-        coupled form: g + weight_decay * param). Never modifies `grad` in place."""
-        g = -grad if group.get("maximize") else grad
-        wd = group.get("weight_decay", 0)
-        return g + wd * param if wd else g
+        coupled form: g + weight_decay * param), in a scratch array; `grad` is never modified."""
+        maximize, wd = group.get("maximize"), group.get("weight_decay", 0)
+        if not maximize and not wd:
+            return grad
+        d = self._scratch(param, 2)
+        if maximize:
+            np.negative(grad, out=d)
+        else:
+            np.copyto(d, grad)
+        if wd:
+            np.multiply(param, wd, out=self._scratch(param, 3))
+            d += self._scratch(param, 3)
+        return d
 
     # ------------------------------------------------------------------ state_dict
     def state_dict(self) -> dict:

@@ -31,11 +31,16 @@ class SGD(Optimizer):
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = d.copy()
+                buf = state["momentum_buffer"] = d.copy()  # d may be a scratch array
             else:
                 buf *= momentum
                 damp = 1 - group["dampening"]
                 buf += d if damp == 1 else damp * d
-            d = d + momentum * buf if group["nesterov"] else buf
+            if group["nesterov"]:
+                ahead = np.multiply(buf, momentum, out=self._scratch(param, 3))
+                ahead += d
+                d = ahead
+            else:
+                d = buf
         step = np.multiply(d, group["lr"], out=self._scratch(param))
         param -= step
