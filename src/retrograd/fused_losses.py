@@ -59,15 +59,15 @@ def _reduced(loss: np.ndarray, reduce_by):
 
 
 def _index_coefficients(x, target, weight, ignore_index, smoothing, sample_weight):
-    """The sparse form of `a` for class-index targets.
+    """The sparse form of `a` for class-index targets (ignore_index None: nothing is ignored).
 
     Returns (t, hot, spread): t is the target with ignored entries replaced by class 0, hot the
     weight of each sample's target class (0 for ignored samples; a scalar when it is 1 for all),
     spread the per-sample factor of the smoothing row (None without smoothing).
     """
     dtype = x.dtype
-    valid = target != ignore_index
-    all_valid = bool(valid.all())
+    valid = None if ignore_index is None else target != ignore_index  # None: nothing ignored
+    all_valid = valid is None or bool(valid.all())
     t = target if all_valid else np.where(valid, target, 0)
     hot = 1.0 if all_valid else valid.astype(dtype)
     if weight is not None:

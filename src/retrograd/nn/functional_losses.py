@@ -42,6 +42,12 @@ def _class_weight(name: str, weight, n_classes: int, dtype) -> np.ndarray | None
 
 
 def _class_indices(name: str, target, input: Tensor, ignore_index: int) -> np.ndarray:
+    """The targets as an integer array, checked: each in [0, C) or equal to ignore_index."""
+    return _checked_indices(name, target, input, ignore_index)[0]
+
+
+def _checked_indices(name: str, target, input: Tensor, ignore_index: int):
+    """(labels, none_ignored): none_ignored is True when no label equals ignore_index."""
     labels = target._data if isinstance(target, Tensor) else np.asarray(target)
     if labels.dtype.kind not in "iu":
         raise TypeError(f"{name}: class-index targets must be integers, got dtype {labels.dtype}")
@@ -51,13 +57,13 @@ def _class_indices(name: str, target, input: Tensor, ignore_index: int) -> np.nd
                          f"{input.shape} (expected {expected})")
     n_classes = input.shape[1]
     if labels.size == 0 or (labels.min() >= 0 and labels.max() < n_classes):
-        return labels
+        return labels, not 0 <= ignore_index < n_classes  # every label is a class
     bad = (labels != ignore_index) & ((labels < 0) | (labels >= n_classes))
     if np.any(bad):
         raise IndexError(f"{name}: target {labels[bad].flat[0]} is out of bounds for "
                          f"{n_classes} classes (valid: 0 to {n_classes - 1}, or "
                          f"ignore_index={ignore_index})")
-    return labels
+    return labels, False
 
 
 def _batched(input: Tensor, target):
@@ -155,11 +161,13 @@ def _softmax_loss(name, input, target, weight, ignore_index, reduction, label_sm
                 else target.to(input.dtype)
         denominator = t.size // n_classes
     else:
-        target = _class_indices(name, target, input, ignore_index)
-        if sample_weight is not None:
+        target, none_ignored = _checked_indices(name, target, input, ignore_index)
+        if none_ignored:
+            ignore_index = None  # tells the kernel it need not look for ignored targets
+        if sample_weight is not None or (none_ignored and w is None):
             denominator = target.size
-        elif w is None and not 0 <= ignore_index < n_classes and target.min(initial=0) >= 0:
-            denominator = target.size  # no target is ignore_index
+        elif none_ignored:
+            denominator = w[target].sum()
         else:
             counted = target != ignore_index
             denominator = counted.sum() if w is None else w[target[counted]].sum()
