@@ -113,18 +113,14 @@ class LBFGS(Optimizer):
                         tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
                         history_size=history_size, line_search_fn=line_search_fn)
         super().__init__(params, defaults)
-        if len(self.param_groups) != 1:
-            raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
-        self._params = self.param_groups[0]["params"]
+        self._params = self._only_group_params()
 
     def _validate(self, group: dict) -> None:
         super()._validate(group)
         if group["line_search_fn"] not in (None, "strong_wolfe"):
             raise ValueError(f"line_search_fn must be None or 'strong_wolfe', "
                              f"got {group['line_search_fn']!r}")
-        for name in ("max_iter", "max_eval", "history_size"):
-            if not isinstance(group[name], int) or group[name] <= 0:
-                raise ValueError(f"invalid {name}: {group[name]!r} (must be a positive integer)")
+        self._check_counts(group, "max_iter", "max_eval", "history_size")
 
     def _flat_grad(self) -> np.ndarray:
         return np.concatenate([p.grad._data.reshape(-1) if p.grad is not None

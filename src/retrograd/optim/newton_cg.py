@@ -30,9 +30,7 @@ class NewtonCG(Optimizer):
         defaults = dict(lr=lr, max_cg_iters=max_cg_iters, damping=damping, tol=tol, c1=c1,
                         max_backtracks=max_backtracks)
         super().__init__(params, defaults)
-        if len(self.param_groups) != 1:
-            raise ValueError("NewtonCG doesn't support per-parameter options (parameter groups)")
-        self._params = self.param_groups[0]["params"]
+        self._params = self._only_group_params()
 
     def _validate(self, group: dict) -> None:
         super()._validate(group)
@@ -41,9 +39,7 @@ class NewtonCG(Optimizer):
         self._check(group, "damping")
         self._check(group, "tol")
         self._check(group, "c1", 0.0, 1.0, closed=False)
-        for name in ("max_cg_iters", "max_backtracks"):
-            if not isinstance(group[name], int) or group[name] <= 0:
-                raise ValueError(f"invalid {name}: {group[name]!r} (must be a positive integer)")
+        self._check_counts(group, "max_cg_iters", "max_backtracks")
 
     def _loss_with_graph(self, closure):
         with enable_grad(), retain_graphs():

@@ -89,6 +89,21 @@ class Optimizer:
             buf = scratch[key] = np.empty_like(param)
         return buf
 
+    def _only_group_params(self) -> list:
+        """The parameters of an optimizer that treats them as one flat vector (LBFGS,
+        NewtonCG), which has a single parameter group."""
+        if len(self.param_groups) != 1:
+            raise ValueError(f"{type(self).__name__} doesn't support per-parameter options "
+                             "(parameter groups)")
+        return self.param_groups[0]["params"]
+
+    @staticmethod
+    def _check_counts(group: dict, *names: str) -> None:
+        """ValueError unless each named option is a positive integer."""
+        for name in names:
+            if not isinstance(group[name], int) or group[name] <= 0:
+                raise ValueError(f"invalid {name}: {group[name]!r} (must be a positive integer)")
+
     @staticmethod
     def _check(group: dict, name: str, low: float = 0.0, high: float | None = None,
                closed: bool = True) -> None:
