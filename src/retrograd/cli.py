@@ -7,6 +7,8 @@ exit status 2, and nothing is written.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -15,6 +17,14 @@ import numpy as np
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+
+
+# Subcommands that live beside their subsystem: each module has `register(subparsers)`, which adds
+# its parser with `set_defaults(handler=fn)`, fn(args) -> exit status. Their imports stay lazy.
+PLUGIN_COMMANDS = tuple(
+    name for name in ("retrograd.rl.command", "retrograd.course.command")
+    if importlib.util.find_spec(name.rpartition(".")[0]) is not None
+    and importlib.util.find_spec(name) is not None)
 
 
 class UsageError(Exception):
@@ -101,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     lr_find.add_argument("--start-lr", type=_positive_float, default=1e-6)
     lr_find.add_argument("--end-lr", type=_positive_float, default=10.0)
     lr_find.add_argument("--iterations", type=int, default=100)
+
+    for name in PLUGIN_COMMANDS:
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -236,7 +249,8 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        handler = getattr(args, "handler", None) or COMMANDS[args.command]
+        return handler(args)
     except UsageError as exc:
         print(f"{exc}", file=sys.stderr)
     except (ValueError, TypeError, KeyError, OSError) as exc:
