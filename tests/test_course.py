@@ -140,6 +140,19 @@ def test_report_embeds_every_figure_and_names_every_claim(tmp_path, fakes):
     assert "deliberate failure" in html
 
 
+def test_an_interrupted_run_still_writes_what_it_measured(tmp_path, monkeypatch):
+    def interrupt(quick, out_dir):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "discover", lambda: [FAKES[0], Experiment(
+        2, "interrupted", "claim", "f", interrupt), FAKES[1]])
+    with pytest.raises(KeyboardInterrupt):
+        run_course(str(tmp_path), log=None)
+    assert [e["id"] for e in json.loads((tmp_path / "claims.json").read_text())] == ["positive"]
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "interrupted after 1 of 3 claims" in html and parse(html).sections == ["positive"]
+
+
 def test_to_json_keeps_non_finite_measurements_as_strings():
     value = {"a": np.float32(1.5), "b": [np.inf, -np.inf, np.nan], "c": np.arange(3),
              "d": np.bool_(True), 4: (np.int64(2),)}

@@ -54,8 +54,8 @@ def run(quick: bool, out_dir: str) -> Result:
                f"{sum_error.max():.1e}, argmax preserved in {100 * argmax_agreement:.1f}% of rows,"
                f" {reversed_pairs} reversed pairs ({tied_pairs} pairs equal in float32: tiny "
                f"probabilities rounding together or to 0).")
-    notes = ["Softmax is monotonic in each logit, not in the vector: raising o_i raises p_i and "
-             "lowers every other p_j, which the figure's left panel shows."]
+    notes = ["Monotonic here means: raising o_i raises p_i and lowers every other p_j (the "
+             "figure's left panel), so the logits and the probabilities have the same order."]
     return Result(measured, holds, summary, _figure(sum_error, out_dir), notes)
 
 

@@ -72,6 +72,7 @@ def run(quick: bool, out_dir: str) -> Result:
                 "progress_vs_best": [progress[lr] for lr in LRS], "best_lr": best,
                 "smallest_lr_progress": progress[LRS[0]], "slow_threshold": SLOW_PROGRESS,
                 "diverged_lrs": [lr for lr in LRS if not np.isfinite(final[lr])],
+                "diverged_above_x_initial": DIVERGED,
                 "finder_suggestion": suggestion, "finder_last_lr": finder.lrs[-1],
                 "suggestion_final_loss": suggested[-1],
                 "suggestion_progress_vs_best": suggested_progress,

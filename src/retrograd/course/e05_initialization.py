@@ -20,6 +20,8 @@ HIDDEN = 8
 LR = 0.02
 SPREAD = 0.5  # (max - min) / median of the default init's final losses over seeds
 BEST_OF_K_GAIN = 0.7  # the best of all seeds must be below 0.7 x the mean single run
+STUCK = 1e-3  # zero init: every seed ends within this of the class-prior entropy
+SCALE_GAIN = 0.5  # default init: median below half the median of every other scale
 
 
 def make_data(quick: bool):
@@ -74,8 +76,8 @@ def run(quick: bool, out_dir: str) -> Result:
     stuck_at = float(-(prior * np.log(prior)).sum())  # CE of predicting the class frequencies
     spread = float((default.max() - default.min()) / np.median(default))
     best_of = [expected_best_of_k(default, k) for k in range(1, seeds + 1)]
-    zero_stuck = bool(np.all(np.abs(np.asarray(final[0.0]) - stuck_at) < 1e-3))
-    scale_matters = float(np.median(default)) < 0.5 * min(
+    zero_stuck = bool(np.all(np.abs(np.asarray(final[0.0]) - stuck_at) < STUCK))
+    scale_matters = float(np.median(default)) < SCALE_GAIN * min(
         float(np.median(final[s])) for s in SCALES if s != 1.0)
     monotone = bool(np.all(np.diff(best_of) <= 1e-12))
     gain = best_of[-1] / best_of[0]
@@ -84,6 +86,7 @@ def run(quick: bool, out_dir: str) -> Result:
                 "final_loss_by_scale": {str(s): final[s] for s in SCALES},
                 "median_final_loss_by_scale": {str(s): float(np.median(final[s])) for s in SCALES},
                 "class_prior_entropy": stuck_at, "zero_init_stuck_at_prior": zero_stuck,
+                "stuck_tolerance": STUCK, "scale_gain_threshold": SCALE_GAIN,
                 "default_min": float(default.min()), "default_median": float(np.median(default)),
                 "default_max": float(default.max()), "default_spread": spread,
                 "spread_threshold": SPREAD, "expected_best_of_k": best_of,

@@ -19,6 +19,7 @@ from .experiment import Experiment, Result, pyplot, save_figure
 SEED = 7
 GRAD_TOLERANCE = 1e-10  # float64: the three strategies and retrograd agree to rounding
 STRATEGIES = ("reverse", "no_reuse", "forward_mode")
+BACKWARD_LIMIT = 2  # backprop's gradient work: at most 2 x the forward pass's multiply-adds
 
 
 def analytic_macs(sizes) -> dict[str, int]:
@@ -176,14 +177,15 @@ def run(quick: bool, out_dir: str) -> Result:
         if d >= 3)
     growing = all(np.all(np.diff(r) >= 0) and r[-1] > r[2] for r in ratio.values())
     holds = (worst_grad_error < GRAD_TOLERANCE and counts_agree and ordered and growing
-             and max(backward_over_forward) <= 2)
+             and max(backward_over_forward) <= BACKWARD_LIMIT)
     measured = {"small_net": small, "measured_macs_small": measured_macs,
                 "analytic_macs_small": analytic_small, "instrumented_equals_analytic":
                 counts_agree, "max_grad_error_vs_retrograd": worst_grad_error,
                 "grad_tolerance": GRAD_TOLERANCE, "wide_net": wide,
                 "wide_macs": {s: [w[s] for w in wide_counts] for s in ("forward",) + STRATEGIES},
                 "wide_ratio_to_reverse": ratio,
-                "backward_over_forward_max": max(backward_over_forward)}
+                "backward_over_forward_max": max(backward_over_forward),
+                "backward_over_forward_limit": BACKWARD_LIMIT}
     d_max = wide["depths"][-1]
     summary = (f"Instrumented counts {'equal' if counts_agree else 'DIFFER FROM'} the shape "
                f"formulas at every depth 1-"

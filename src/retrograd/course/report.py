@@ -39,6 +39,7 @@ def render_report(entries: list[dict], out_dir: str, meta: dict | None = None) -
              f"{len(entries) - n_hold} not holding &middot; {mode} run"
              + (f" started {escape(str(meta['started']))}" if "started" in meta else "")
              + (f", {meta['seconds']:.1f} s" if "seconds" in meta else "")
+             + (f" &middot; <b>{escape(meta['interrupted'])}</b>" if "interrupted" in meta else "")
              + f" &middot; {escape(_versions())}</p>",
              _summary_table(entries)]
     parts += [_section(e, out_dir) for e in entries]

@@ -138,19 +138,26 @@ def _run(out: str, quick: bool, only, log) -> list[dict]:
     meta = {"quick": bool(quick), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     entries: list[dict] = []
     start = time.perf_counter()
-    for k, experiment in enumerate(experiments, 1):
-        log(f"[{k}/{len(experiments)}] {experiment.number:2d} {experiment.id} ...")
-        # Each experiment starts from the same seed, so its numbers do not depend on which
-        # experiments ran before it (--only reproduces the full run's values).
-        _random.manual_seed(0)
-        entry = _run_one(experiment, quick, out)
-        entries.append(entry)
-        verdict = "holds" if entry["holds"] else ("CRASHED" if entry["error"] else "does NOT hold")
-        log(f"      {verdict} ({entry['seconds']:.1f} s): {entry['summary']}")
-        # Written after every experiment: an interrupted run keeps what it measured.
-        write_claims(entries, out)
-    meta["seconds"] = round(time.perf_counter() - start, 2)
-    write_report(entries, out, meta)
+    try:
+        for k, experiment in enumerate(experiments, 1):
+            log(f"[{k}/{len(experiments)}] {experiment.number:2d} {experiment.id} ...")
+            # Each experiment starts from the same seed, so its numbers do not depend on which
+            # experiments ran before it (--only reproduces the full run's values).
+            _random.manual_seed(0)
+            entry = _run_one(experiment, quick, out)
+            entries.append(entry)
+            verdict = ("holds" if entry["holds"] else
+                       "CRASHED" if entry["error"] else "does NOT hold")
+            log(f"      {verdict} ({entry['seconds']:.1f} s): {entry['summary']}")
+            # Written after every experiment: an interrupted run keeps what it measured.
+            write_claims(entries, out)
+    finally:
+        # Also on Ctrl-C: the page shows what was measured and says the run was cut short.
+        meta["seconds"] = round(time.perf_counter() - start, 2)
+        if len(entries) < len(experiments):
+            meta["interrupted"] = (f"interrupted after {len(entries)} of {len(experiments)} "
+                                   "claims")
+        write_report(entries, out, meta)
     return entries
 
 
