@@ -83,6 +83,18 @@ def test_discover_orders_the_experiments_and_ids_are_unique():
         assert e.claim and e.formula and callable(e.run), e.id
 
 
+def test_a_module_that_fails_to_import_becomes_a_crashed_claim(tmp_path, monkeypatch):
+    import pkgutil
+
+    real = pkgutil.iter_modules
+    ghost = pkgutil.ModuleInfo(None, "e99_does_not_exist", False)
+    monkeypatch.setattr(pkgutil, "iter_modules", lambda path: [*real(path), ghost])
+    experiments = runner.discover()
+    assert experiments[-1].number == 99 and experiments[-1].id == "e99_does_not_exist"
+    [entry] = run_course(str(tmp_path), only=["99"], log=None)
+    assert not entry["holds"] and "could not be loaded" in entry["error"]
+
+
 def test_select_by_id_or_number_in_course_order():
     chosen = runner.select(FAKES, ["negative", "1", " 03 "])
     assert [e.id for e in chosen] == ["positive", "negative", "crashes"]
