@@ -1,0 +1,235 @@
+"""The `retrograd rl` job: validate a configuration, train REINFORCE on a gymnasium environment,
+write metrics.json, returns.png and the policy (policy.safetensors + policy.json); and play a
+saved policy back (mean return, optional GIF).
+
+Everything that can be wrong with the input is found before the first file is written and
+raised as ValueError naming the bad value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import optim
+from .. import random as _random
+from ..train import checkpoint as ckpt
+from ..train.job import check_writable
+from .envs import env_sizes, make_env, reward_threshold, run_episode
+from .policy import ACTIVATIONS, CategoricalPolicy, mlp
+from .reinforce import BASELINES, REINFORCE, RETURNS
+from .returns import running_returns, solved_at
+
+__all__ = ["RLConfig", "default_agent", "make_env", "run", "load_policy", "play"]
+
+
+@dataclass
+class RLConfig:
+    env: str = "CartPole-v1"
+    episodes: int = 1000
+    gamma: float = 0.99
+    lr: float = 1e-2
+    hidden: list[int] = field(default_factory=lambda: [128])
+    activation: str = "relu"
+    dropout: float = 0.0
+    returns: str = "reward_to_go"
+    baseline: str = "none"
+    normalize: bool = True
+    # an entropy bonus keeps the policy from collapsing onto one action before it has learned:
+    # on CartPole-v1 (lr 1e-2, 128 hidden) 0.01 solved seeds 0-9 within 1000 episodes (median
+    # 247 on seeds 0-4), 0 left seed 3 unsolved (median 557), 0.005 and 0.02 did worse
+    entropy_coef: float = 0.01
+    seed: int = 0
+    out: str | None = None
+    progress: bool = True
+
+    def validate(self) -> None:
+        """ValueError naming the first bad option (the environment is checked by make_env)."""
+        if not isinstance(self.episodes, (int, np.integer)) or self.episodes <= 0:
+            raise ValueError(f"--episodes must be a positive integer, got {self.episodes}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"--gamma must be in [0, 1], got {self.gamma}")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be > 0, got {self.lr}")
+        if not self.hidden or any(not isinstance(h, int) or h <= 0 for h in self.hidden):
+            raise ValueError(f"--hidden: layer sizes must be positive integers, got "
+                             f"{self.hidden}")
+        for name, value, allowed in (("activation", self.activation, ACTIVATIONS),
+                                     ("returns", self.returns, RETURNS),
+                                     ("baseline", self.baseline, BASELINES)):
+            if value not in allowed:
+                raise ValueError(f"--{name}: unknown value {value!r} (choose from "
+                                 f"{', '.join(allowed)})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if not self.entropy_coef >= 0:
+            raise ValueError(f"--entropy-coef must be >= 0, got {self.entropy_coef}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"--seed must be a non-negative integer, got {self.seed}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def build_agent(config: RLConfig, env) -> REINFORCE:
+    """The policy (an MLP with config.hidden), Adam(lr) and REINFORCE with the config's options;
+    draws its initial weights from retrograd's generator."""
+    obs_dim, n_actions = env_sizes(env)
+    policy = CategoricalPolicy(mlp(obs_dim, config.hidden, n_actions, config.activation,
+                                   config.dropout))
+    return REINFORCE(policy, optim.Adam(policy.parameters(), lr=config.lr),
+                     gamma=config.gamma, returns=config.returns, baseline=config.baseline,
+                     normalize=config.normalize, entropy_coef=config.entropy_coef)
+
+
+def default_agent(env) -> REINFORCE:
+    """REINFORCE with `retrograd rl`'s defaults for this environment."""
+    return build_agent(RLConfig(), env)
+
+
+def _default_out(env_id: str) -> str:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return os.path.join("runs", f"rl-{env_id}-{stamp}")
+
+
+def _write_text(path: str, text: str) -> None:
+    ckpt.atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def run(config: RLConfig, log=print) -> dict:
+    """Train and write the run folder; returns the metrics written to metrics.json."""
+    config.validate()
+    env = make_env(config.env)
+    out = config.out or _default_out(config.env)
+    check_writable(out)
+    # every input is valid now: create the folder before training, so that a folder that cannot
+    # be created fails in a second, not after the whole run
+    os.makedirs(out, exist_ok=True)
+    _random.manual_seed(config.seed)
+    agent = build_agent(config, env)
+    threshold = reward_threshold(env)
+    bar = _progress(config)
+    returns: list[float] = []
+    running = [None]
+
+    def on_episode(i, episode):
+        r = episode.total_reward
+        returns.append(r)
+        running[0] = r if running[0] is None else 0.05 * r + 0.95 * running[0]
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(ret=f"{r:.0f}", running=f"{running[0]:.1f}", refresh=False)
+
+    stopped, t0 = "completed", time.perf_counter()
+    try:
+        agent.train(env, config.episodes, seed=config.seed, callback=on_episode)
+    except KeyboardInterrupt:
+        stopped = "interrupted"  # keep what was learned: the folder is written below
+    finally:
+        if bar is not None:
+            bar.close()
+        env.close()
+    seconds = time.perf_counter() - t0
+    if not returns:
+        raise KeyboardInterrupt
+    result = {
+        "env": config.env,
+        "episodes": len(returns),
+        "episode_returns": returns,
+        "running_returns": running_returns(returns).tolist(),
+        "reward_threshold": threshold,
+        "solved_at_episode": solved_at(returns, threshold),
+        "mean_return_last_50": float(np.mean(returns[-50:])),
+        "seconds": seconds,
+        "stopped": stopped,
+        "config": config.to_dict(),
+    }
+    save_policy(out, agent.policy, config, env)
+    _write_text(os.path.join(out, "metrics.json"), json.dumps(result, indent=2))
+    from .plots import plot_returns
+
+    plot_returns(returns, threshold, os.path.join(out, "returns.png"),
+                 f"{config.env}: REINFORCE, MLP {config.hidden}, returns={config.returns}, "
+                 f"baseline={config.baseline}")
+    result["out"] = out
+    return result
+
+
+def _progress(config: RLConfig):
+    if not config.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=config.episodes, desc=config.env, unit="episode", mininterval=0.2)
+
+
+def save_policy(out: str, policy: CategoricalPolicy, config: RLConfig, env) -> None:
+    """policy.safetensors (torch's Sequential key names) and policy.json (how to rebuild it)."""
+    weights = {k: v.numpy() for k, v in policy.net.state_dict().items()}
+    ckpt.save_safetensors(weights, os.path.join(out, "policy.safetensors"), {"format": "pt"})
+    obs_dim, n_actions = env_sizes(env)
+    description = {"format": "retrograd-policy-1", "env": config.env, "obs_dim": obs_dim,
+                   "n_actions": n_actions, "hidden": list(config.hidden),
+                   "activation": config.activation, "dropout": config.dropout}
+    _write_text(os.path.join(out, "policy.json"), json.dumps(description, indent=2))
+
+
+def load_policy(folder: str) -> tuple[CategoricalPolicy, dict]:
+    """(policy in eval mode, description) from a folder written by `run`."""
+    try:
+        with open(os.path.join(folder, "policy.json")) as f:
+            description = json.load(f)
+        weights = ckpt.load_safetensors(os.path.join(folder, "policy.safetensors"))
+        net = mlp(description["obs_dim"], description["hidden"], description["n_actions"],
+                  description["activation"], description["dropout"])
+        net.load_state_dict(weights)
+    except (OSError, json.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"--play: {folder} is not a retrograd policy folder ({exc})") from None
+    policy = CategoricalPolicy(net)
+    policy.eval()
+    return policy, description
+
+
+def play(folder: str, episodes: int = 10, seed: int = 0, greedy: bool = False,
+         gif: str | None = None, env: str | None = None) -> dict:
+    """Run the saved policy for `episodes` episodes; with gif, also record the first one.
+    Returns {"env", "episodes", "returns", "mean_return"}."""
+    if not isinstance(episodes, (int, np.integer)) or episodes <= 0:
+        raise ValueError(f"--episodes must be a positive integer, got {episodes}")
+    policy, description = load_policy(folder)
+    if env is not None and env != description["env"]:
+        raise ValueError(f"--env {env}: the policy in {folder} was trained on "
+                         f"{description['env']}")
+    if gif is not None:
+        if not gif.lower().endswith(".gif"):
+            raise ValueError(f"--gif: expected a file name ending in .gif, got {gif}")
+        check_writable(os.path.dirname(os.path.abspath(gif)))
+    if gif:
+        # rgb_array rendering draws off screen; without this, pygame's display init looks for a
+        # desktop session and prints an error line on a headless machine
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    environment = make_env(description["env"], render_mode="rgb_array" if gif else None)
+    if env_sizes(environment) != (description["obs_dim"], description["n_actions"]):
+        environment.close()
+        raise ValueError(f"--play: the policy in {folder} does not fit {description['env']}")
+    _random.manual_seed(seed)
+    returns, frames = [], [] if gif else None
+    try:
+        for i in range(episodes):
+            episode = run_episode(environment, policy, seed=seed if i == 0 else None,
+                                  greedy=greedy, render=frames if i == 0 else None)
+            returns.append(episode.total_reward)
+    finally:
+        environment.close()
+    if gif:
+        from .plots import write_gif
+
+        write_gif(frames, gif, fps=environment.metadata.get("render_fps", 30))
+    return {"env": description["env"], "episodes": episodes, "returns": returns,
+            "mean_return": float(np.mean(returns))}
