@@ -102,7 +102,7 @@ def _best_first_order(name: str, lrs, steps: int, x, y) -> tuple[float, list[flo
 
 def run(quick: bool, out_dir: str) -> Result:
     steps = 300 if quick else 3000
-    lrs = np.logspace(-4, 2, 7 if quick else 25)
+    lrs = np.logspace(-4, 2, 7 if quick else 13)
     x, y = make_problem()
     second = {name: _second_order(name, SECOND_ORDER_BUDGET, x, y)
               for name in ("Newton-CG", "L-BFGS")}
