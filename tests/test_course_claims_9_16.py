@@ -25,6 +25,7 @@ from retrograd.course import (
     e12_label_smoothing,
     e13_soft_labels_noise,
     e14_focal_loss,
+    e15_reinforce,
     e16_optimizers,
 )
 from retrograd.targets import inverse_frequency_weights
@@ -184,3 +185,33 @@ def test_e16_optimizers(tmp_path):
         theta -= lr * loss_and_grad(theta)[1]
     assert r.measured["SGD: final_loss_minus_optimum"] == pytest.approx(
         loss_and_grad(theta)[0] - r.measured["optimum_loss"], rel=1e-6)
+
+
+def test_e15_reinforce(tmp_path):
+    r = _run(e15_reinforce, tmp_path)
+    assert r.holds, r.summary
+    m = r.measured
+    # torch: -R log pi(a|s) through Categorical has the gradient of R-weighted cross-entropy
+    rng = np.random.default_rng(15)
+    s, a = rng.standard_normal((50, 4)), rng.integers(0, 2, 50)
+    ret, w0 = rng.uniform(1, 100, 50), rng.standard_normal((2, 4))
+    w = torch.tensor(w0, requires_grad=True)
+    dist = torch.distributions.Categorical(logits=torch.tensor(s) @ w.T)
+    (-(torch.tensor(ret) * dist.log_prob(torch.tensor(a))).sum()).backward()
+    z = s @ w0.T
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    np.testing.assert_allclose(w.grad.numpy(), -((ret[:, None] * (np.eye(2)[a] - p)).T @ s),
+                               atol=1e-10)
+    # the bandit's Monte-Carlo error, redone by hand from the same draws
+    rng = np.random.default_rng(15)
+    theta0, reward = rng.standard_normal((8, 3)), rng.uniform(0, 1, (8, 3))
+    p = np.exp(theta0) / np.exp(theta0).sum(1, keepdims=True)
+    exact = p * (reward - (p * reward).sum(1, keepdims=True)) / 8  # dJ/dtheta, J = mean_s E_a r
+    for n, error in zip(m["monte_carlo_samples"], m["monte_carlo_relative_error"], strict=True):
+        ctx = rng.integers(0, 8, n)
+        act = (p[ctx].cumsum(1) < rng.random((n, 1))).sum(1)
+        estimate = np.zeros((8, 3))
+        np.add.at(estimate, ctx, reward[ctx, act][:, None] * (np.eye(3)[act] - p[ctx]) / n)
+        assert error == pytest.approx(np.linalg.norm(estimate - exact) / np.linalg.norm(exact),
+                                      rel=1e-6)
+    assert m["median_return_last_50"] == pytest.approx(np.median(m["per_seed_return_last_50"]))
