@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections import namedtuple
 from types import SimpleNamespace
 
 import numpy as np
 
 from .grad_mode import _State, no_grad
 from .ops import PRIMITIVES, Primitive
+from .tensor_methods import TensorMethods
 
 _P = PRIMITIVES
 _SEQUENCE = itertools.count()
@@ -136,14 +136,7 @@ def _normalize_index(index):
     return tuple(one(i) for i in index) if isinstance(index, tuple) else one(index)
 
 
-def _axes(dim):
-    """torch's dim (int, tuple or None) as a NumPy axis."""
-    if dim is None or isinstance(dim, int):
-        return dim
-    return tuple(dim)
-
-
-class Tensor:
+class Tensor(TensorMethods):
     """An n-dimensional array that records the operations applied to it for reverse-mode autodiff.
 
     Create with `retrograd.tensor(data, requires_grad=False, dtype=None)`.
@@ -303,252 +296,6 @@ class Tensor:
         """A differentiable copy."""
         return apply(_P["astype"], self, dtype=self._data.dtype)
 
-    # ------------------------------------------------------------------ arithmetic
-    def _operand(self, other):
-        """Python and NumPy scalars stay weak (float32 op 0.5 is float32, as in torch)."""
-        if isinstance(other, (Tensor, np.ndarray)):
-            return other
-        if isinstance(other, np.generic):
-            return other.item()
-        if isinstance(other, (int, float, bool)):
-            return other
-        return _wrap(_to_array(other))
-
-    def _floating(self, other=None) -> Tensor:
-        """Integer tensors meet float scalars or true division as the default float dtype."""
-        if self._data.dtype.kind in "iub" and (other is None or isinstance(other, float)):
-            return _wrap(self._data.astype(_DEFAULT["dtype"]))
-        return self
-
-    def __add__(self, other):
-        other = self._operand(other)
-        return apply(_P["add"], self._floating(other), other)
-
-    def __radd__(self, other):
-        other = self._operand(other)
-        return apply(_P["add"], other, self._floating(other))
-
-    def __sub__(self, other):
-        other = self._operand(other)
-        return apply(_P["sub"], self._floating(other), other)
-
-    def __rsub__(self, other):
-        other = self._operand(other)
-        return apply(_P["sub"], other, self._floating(other))
-
-    def __mul__(self, other):
-        other = self._operand(other)
-        return apply(_P["mul"], self._floating(other), other)
-
-    def __rmul__(self, other):
-        other = self._operand(other)
-        return apply(_P["mul"], other, self._floating(other))
-
-    def __truediv__(self, other):
-        return apply(_P["div"], self._floating(), self._operand(other))
-
-    def __rtruediv__(self, other):
-        return apply(_P["div"], self._operand(other), self._floating())
-
-    def __pow__(self, other):
-        other = self._operand(other)
-        return apply(_P["pow"], self._floating(other), other)
-
-    def __rpow__(self, other):
-        other = self._operand(other)
-        return apply(_P["pow"], other, self._floating(other))
-
-    def __neg__(self):
-        return apply(_P["neg"], self)
-
-    def __pos__(self):
-        return self
-
-    def __matmul__(self, other):
-        other = other if isinstance(other, Tensor) else _wrap(_to_array(other))
-        _check_matmul(self.shape, other.shape)
-        return apply(_P["matmul"], self, other)
-
-    def __rmatmul__(self, other):
-        other = _wrap(_to_array(other))
-        _check_matmul(other.shape, self.shape)
-        return apply(_P["matmul"], other, self)
-
-    matmul = __matmul__
-
-    def add(self, other, alpha=1):
-        return self + (other * alpha if alpha != 1 else other)
-
-    def sub(self, other, alpha=1):
-        return self - (other * alpha if alpha != 1 else other)
-
-    mul = __mul__
-    div = __truediv__
-    pow = __pow__
-
-    # comparisons: no gradient, a bool tensor
-    def _compare(self, op, other):
-        other = other._data if isinstance(other, Tensor) else other
-        return _wrap(op(self._data, other))
-
-    def __lt__(self, other):
-        return self._compare(np.less, other)
-
-    def __le__(self, other):
-        return self._compare(np.less_equal, other)
-
-    def __gt__(self, other):
-        return self._compare(np.greater, other)
-
-    def __ge__(self, other):
-        return self._compare(np.greater_equal, other)
-
-    def __eq__(self, other):
-        return self._compare(np.equal, other)
-
-    def __ne__(self, other):
-        return self._compare(np.not_equal, other)
-
-    def __and__(self, other):
-        return self._compare(np.logical_and, other)
-
-    def __or__(self, other):
-        return self._compare(np.logical_or, other)
-
-    def __invert__(self):
-        return _wrap(~self._data)
-
-    # ------------------------------------------------------------------ elementwise functions
-    def exp(self):
-        return apply(_P["exp"], self._floating())
-
-    def log(self):
-        return apply(_P["log"], self._floating())
-
-    def sqrt(self):
-        return apply(_P["sqrt"], self._floating())
-
-    def abs(self):
-        return apply(_P["abs"], self)
-
-    def sign(self):
-        return apply(_P["sign"], self)
-
-    def tanh(self):
-        return apply(_P["tanh"], self._floating())
-
-    def sigmoid(self):
-        return apply(_P["sigmoid"], self._floating())
-
-    def relu(self):
-        return apply(_P["relu"], self)
-
-    def square(self):
-        return self * self
-
-    def clamp(self, min=None, max=None):
-        if min is None and max is None:
-            raise ValueError("clamp: at least one of min and max must be given")
-        return apply(_P["clamp"], self, min=min, max=max)
-
-    clip = clamp
-
-    def softmax(self, dim: int):
-        return apply(_P["softmax"], self._floating(), axis=dim)
-
-    def log_softmax(self, dim: int):
-        return apply(_P["log_softmax"], self._floating(), axis=dim)
-
-    # ------------------------------------------------------------------ reductions
-    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
-        """Sum over `dim` (torch's names; NumPy's `axis` / `keepdims` are accepted too)."""
-        dim = _axes(axis if dim is None else dim)
-        keepdim = keepdim if keepdims is None else keepdims
-        return apply(_P["sum"], self, axis=dim, keepdims=keepdim)
-
-    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
-        dim = _axes(axis if dim is None else dim)
-        keepdim = keepdim if keepdims is None else keepdims
-        total = self._floating().sum(dim, keepdim)
-        return total / (self.numel() // max(total.numel(), 1))
-
-    def amax(self, dim=None, keepdim=False):
-        return apply(_P["amax"], self, axis=_axes(dim), keepdims=keepdim)
-
-    def amin(self, dim=None, keepdim=False):
-        return -((-self).amax(dim, keepdim))
-
-    def max(self, dim=None, keepdim=False):
-        """max() is the largest value; max(dim) is (values, indices) as in torch."""
-        if dim is None:
-            return self.amax()
-        return _MinMax(self.amax(dim, keepdim), self.argmax(dim, keepdim))
-
-    def min(self, dim=None, keepdim=False):
-        if dim is None:
-            return self.amin()
-        return _MinMax(self.amin(dim, keepdim), self.argmin(dim, keepdim))
-
-    def argmax(self, dim=None, keepdim=False):
-        return _wrap(np.asarray(np.argmax(self._data, axis=dim, keepdims=keepdim)))
-
-    def argmin(self, dim=None, keepdim=False):
-        return _wrap(np.asarray(np.argmin(self._data, axis=dim, keepdims=keepdim)))
-
-    # ------------------------------------------------------------------ shapes
-    def reshape(self, *shape):
-        shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
-        if shape == self.shape:
-            return self
-        return apply(_P["reshape"], self, shape=shape)
-
-    view = reshape
-
-    def flatten(self, start_dim: int = 0, end_dim: int = -1):
-        if self.ndim == 0:
-            return self.reshape(1)
-        start, end = start_dim % self.ndim, end_dim % self.ndim
-        return self.reshape(self.shape[:start] + (-1,) + self.shape[end + 1:])
-
-    def unsqueeze(self, dim: int):
-        dim = dim % (self.ndim + 1)
-        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
-
-    def squeeze(self, dim=None):
-        if dim is None:
-            return self.reshape(tuple(n for n in self.shape if n != 1))
-        dim = dim % self.ndim
-        if self.shape[dim] != 1:
-            return self
-        return self.reshape(self.shape[:dim] + self.shape[dim + 1:])
-
-    def permute(self, *dims):
-        dims = tuple(dims[0]) if len(dims) == 1 and not isinstance(dims[0], int) else dims
-        axes = tuple(d % self.ndim for d in dims) if self.ndim else ()
-        if axes == tuple(range(self.ndim)):
-            return self
-        return apply(_P["transpose"], self, axes=axes)
-
-    def transpose(self, dim0: int, dim1: int):
-        axes = list(range(self.ndim))
-        axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
-        return self.permute(*axes)
-
-    def t(self):
-        return self.T
-
-    def expand(self, *sizes):
-        sizes = tuple(sizes[0]) if len(sizes) == 1 and not isinstance(sizes[0], int) else sizes
-        lead = len(sizes) - self.ndim
-        shape = tuple(self.shape[i - lead] if n == -1 else n for i, n in enumerate(sizes))
-        return apply(_P["broadcast_to"], self, shape=shape)
-
-    def expand_as(self, other: Tensor):
-        return self.expand(other.shape)
-
-    def __getitem__(self, index):
-        return apply(_P["getitem"], self, index=_normalize_index(index))
-
     # ------------------------------------------------------------------ in-place
     def _before_inplace(self) -> None:
         if self.requires_grad and _State.enabled:
@@ -604,23 +351,6 @@ class Tensor:
         self._before_inplace()
         np.clip(self._data, min, max, out=self._data)
         return self
-
-
-_MinMax = namedtuple("_MinMax", ["values", "indices"])
-
-
-def _check_matmul(a: tuple, b: tuple) -> None:
-    if not a or not b:
-        raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {a} and {b}")
-    k_a = a[-1]
-    k_b = b[0] if len(b) == 1 else b[-2]
-    if k_a != k_b:
-        raise ValueError(f"matmul: shapes {a} and {b} cannot be multiplied "
-                         f"({k_a} columns on the left, {k_b} rows on the right)")
-    try:
-        np.broadcast_shapes(a[:-2], b[:-2])
-    except ValueError:
-        raise ValueError(f"matmul: batch dimensions of {a} and {b} do not broadcast") from None
 
 
 class Parameter(Tensor):
