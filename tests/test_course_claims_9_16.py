@@ -159,9 +159,10 @@ def test_e14_focal_loss(tmp_path):
         assert scores[g][budget][0][1] == pytest.approx(recall_score(y_test, z.argmax(1)))
         assert scores[g][budget][0][2] == pytest.approx(
             average_precision_score(y_test, z[:, 1] - z[:, 0]), rel=1e-9)
-    # torch: the focal loss (gamma 2) of p = 0.9 is 0.01 times the cross-entropy
-    logp = torch.log_softmax(torch.tensor([[0.0, np.log(9.0)]]), 1)[0, 1]
-    assert (-(1 - logp.exp()) ** 2 * logp).item() == pytest.approx(0.01 * -logp.item())
+    # torch: the focal loss (gamma 2) over the cross-entropy at p = 0.9 and 0.1
+    for p, key in ((0.9, "focal/ce_at_p=0.9"), (0.1, "focal/ce_at_p=0.1")):
+        logp = torch.log_softmax(torch.tensor([[0.0, np.log(p / (1 - p))]]), 1)[0, 1]
+        assert m[key] == pytest.approx((-(1 - logp.exp()) ** 2 * logp / -logp).item(), rel=1e-9)
 
 
 def test_e16_optimizers(tmp_path):

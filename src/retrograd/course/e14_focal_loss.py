@@ -109,7 +109,9 @@ def run(quick: bool, out_dir: str) -> Result:
     ce_share, fl_share = float(np.mean(share[0.0])), float(np.mean(share[GAMMA]))
     measured = {
         "focal_vs_formula_max_abs_error": formula_err, "tolerance": TOL,
-        "weight_(1-p)^2_at_p=0.9": 0.01, "weight_(1-p)^2_at_p=0.1": 0.81,
+        # the down-weighting, read off the library's curves: (1 - p)^2 = 0.01 and 0.81
+        "focal/ce_at_p=0.9": float(curves[GAMMA][89] / curves[0.0][89]),
+        "focal/ce_at_p=0.1": float(curves[GAMMA][9] / curves[0.0][9]),
         "train_sizes_pos_hard_easy": list(sizes), "budget_steps": budget, "seeds": seeds,
         "gamma": GAMMA, "ce: f1": ce[0], "ce: positive_recall": ce[1], "ce: average_precision":
         ce[2], "focal: f1": fl[0], "focal: positive_recall": fl[1],
