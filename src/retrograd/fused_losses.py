@@ -22,6 +22,8 @@ passes over the logits, done in place.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -97,6 +99,8 @@ def _focal_factors(nll: np.ndarray, gamma: float):
 
 
 _SAFE_EXP = 64.0  # exp of float32 logits in [-64, 64], and their sums over classes, stay normal
+# z / e_t <= C exp(max - min) must stay below float32's largest value, exp(88.7)
+_SAFE_LOG_RATIO = 80.0
 
 
 def _row_sums(e: np.ndarray) -> np.ndarray:
@@ -105,15 +109,21 @@ def _row_sums(e: np.ndarray) -> np.ndarray:
     return e @ np.ones(e.shape[1], dtype=e.dtype) if e.ndim == 2 else e.sum(axis=1)
 
 
+def _shift_free(lo, hi, n_classes: int) -> bool:
+    return (-_SAFE_EXP <= lo and hi <= _SAFE_EXP
+            and (hi - lo) + math.log(n_classes) <= _SAFE_LOG_RATIO)
+
+
 def _index_nll(x: np.ndarray, t: np.ndarray):
     """(e, z, log_z, nll): e = exp(x - shift), z its row sums, log_z = log sum_c exp(x_c) and
     nll = log_z - x_t = -log softmax(x)_t, computed without cancellation.
 
     The usual per-row shift by the max costs two passes over the logits. When every logit of
-    the batch lies in [-64, 64], exp cannot overflow or underflow, so the shift is skipped and
+    the batch lies in [-64, 64] and the spread max - min plus log C stays below 80, neither exp
+    nor the ratio z / e_t can overflow or underflow, so the shift is skipped and
     nll = log(z / e_t), exact to float rounding even for confident predictions.
     """
-    if x.size and -_SAFE_EXP <= x.min() and x.max() <= _SAFE_EXP:
+    if x.size and _shift_free(x.min(), x.max(), x.shape[1]):
         e = np.exp(x)
         z = _row_sums(e)
         log_z = np.log(z)
