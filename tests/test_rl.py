@@ -85,16 +85,19 @@ def chain_gradient(theta, gamma, discount_second_step=True):
 
 def per_episode_gradients(agent, episodes):
     """grad log pi(a|s) = onehot(a) - pi(.|s) in column s, times the step's weight, summed per
-    episode: the samples whose mean REINFORCE's loss gradient must equal."""
-    out = []
-    for e in episodes:
-        w = agent.weights([e])[0]
-        g = np.zeros((2, e.observations.shape[1]))
-        for obs, a, wt in zip(e.observations, e.actions, w, strict=True):
-            s = int(np.argmax(obs))
-            g[:, s] += (np.eye(2)[a] - agent.policy.probs(obs)) * wt
-        out.append(g)
-    return np.array(out)
+    episode: the samples whose mean REINFORCE's loss gradient must equal. (The agents here use
+    no batch statistics, so the batch's weights are each episode's own.)"""
+    assert not agent.normalize and agent.baseline != "mean"
+    w = agent.weights(episodes)[0]
+    obs = np.concatenate([e.observations for e in episodes])
+    actions = np.concatenate([e.actions for e in episodes])
+    states = obs.argmax(1)
+    steps = (np.eye(2)[actions] - agent.policy.probs(obs)) * w[:, None]
+    owner = np.repeat(np.arange(len(episodes)), [len(e) for e in episodes])
+    out = np.zeros((len(episodes), 2, obs.shape[1]))
+    for s in range(obs.shape[1]):
+        np.add.at(out[:, :, s], owner[states == s], steps[states == s])
+    return out
 
 
 def mc_gradient(env, theta, n, seed, **options):
@@ -241,6 +244,30 @@ def test_total_returns_weights_and_running_comparison():
     np.testing.assert_allclose(agent.weights([e])[0], [1.0, 1.0, 1.0], rtol=1e-6)
 
 
+def test_truncated_episodes_bootstrap_from_the_value_of_the_last_state():
+    env = gym.make("CartPole-v1", max_episode_steps=5)
+    rg.manual_seed(0)
+    policy, value = rl.CategoricalPolicy(rl.mlp(4, [8], 2)), rl.mlp(4, [8], 1)
+    agent = rl.REINFORCE(policy, None, gamma=0.9, baseline="value", normalize=False,
+                         value=value, value_optimizer=rg.optim.SGD(value.parameters(), lr=0.0))
+    e = rl.run_episode(env, policy, seed=0)
+    assert e.truncated and len(e) == 5  # five steps from rest never let the pole fall
+    w1, b1, w2, b2 = (v.numpy().astype(np.float64) for v in value.state_dict().values())
+
+    def v(s):
+        return (np.maximum(s @ w1.T + b1, 0) @ w2.T + b2)[..., 0]
+
+    tail = v(e.final_observation.astype(np.float64))
+    g = np.array([sum(0.9 ** (k - t) for k in range(t, 5)) + 0.9 ** (5 - t) * tail
+                  for t in range(5)])
+    weights, returns = agent.weights([e])
+    np.testing.assert_allclose(returns, g, rtol=1e-5)
+    np.testing.assert_allclose(weights, g - v(e.observations.astype(np.float64)), rtol=1e-4,
+                               atol=1e-5)
+    agent.bootstrap = False
+    np.testing.assert_allclose(agent.weights([e])[1], rl.reward_to_go(e.rewards, 0.9))
+
+
 # ----------------------------------------------------------------------------------------------
 # returns, policy, environments
 
@@ -251,6 +278,9 @@ def test_returns_by_definition():
         expected = [sum(gamma ** (k - t) * r[k] for k in range(t, 4)) for t in range(4)]
         np.testing.assert_allclose(rl.reward_to_go(r, gamma), expected)
         assert rl.total_return(r, gamma) == pytest.approx(expected[0])
+        with_tail = [e + gamma ** (4 - t) * 7.0 for t, e in enumerate(expected)]
+        np.testing.assert_allclose(rl.reward_to_go(r, gamma, tail=7.0), with_tail)
+        assert rl.total_return(r, gamma, tail=7.0) == pytest.approx(with_tail[0])
     np.testing.assert_allclose(rl.running_returns([10, 20, 30]),
                                [10, 10.5, 0.05 * 30 + 0.95 * 10.5])
     returns = [400.0] + [500.0] * 40

@@ -13,11 +13,15 @@ import numpy as np
 
 @dataclass
 class Episode:
-    """One episode: observations (T, obs_dim), actions (T,) int64, rewards (T,) float64."""
+    """One episode: observations (T, obs_dim), actions (T,) int64, rewards (T,) float64;
+    truncated when a time limit ended it before the environment terminated, with the
+    observation it stopped at (the state whose value the rewards leave out)."""
 
     observations: np.ndarray
     actions: np.ndarray
     rewards: np.ndarray
+    truncated: bool = False
+    final_observation: np.ndarray | None = None
 
     @property
     def total_reward(self) -> float:
@@ -76,18 +80,18 @@ def run_episode(env, policy, seed: int | None = None, greedy: bool = False,
     observations, actions, rewards = [], [], []
     if render is not None:
         render.append(env.render())
-    done = False
-    while not done:
+    terminated = truncated = False
+    while not (terminated or truncated):
         action = policy.act(obs, greedy=greedy)
         observations.append(obs)
         actions.append(action)
         obs, reward, terminated, truncated, _ = env.step(action)
         rewards.append(reward)
-        done = terminated or truncated
         if render is not None:
             render.append(env.render())
     return Episode(np.asarray(observations, dtype=policy.dtype),
-                   np.asarray(actions, dtype=np.int64), np.asarray(rewards, dtype=np.float64))
+                   np.asarray(actions, dtype=np.int64), np.asarray(rewards, dtype=np.float64),
+                   bool(truncated and not terminated), np.asarray(obs, dtype=policy.dtype))
 
 
 def run_vector_episodes(envs, policy, seed: int | None = None) -> list[Episode]:
@@ -97,17 +101,22 @@ def run_vector_episodes(envs, policy, seed: int | None = None) -> list[Episode]:
     obs, _ = envs.reset(seed=seed)
     n = envs.num_envs
     steps: list[list] = [[] for _ in range(n)]
+    ends: list[tuple] = [(False, None)] * n
     active = np.ones(n, dtype=bool)
     while active.any():
         action = policy.act(obs)
         next_obs, reward, terminated, truncated, _ = envs.step(action)
         for i in np.flatnonzero(active):
             steps[i].append((obs[i], action[i], reward[i]))
-        active &= ~(np.asarray(terminated) | np.asarray(truncated))
+            if terminated[i] or truncated[i]:
+                # with autoreset on the next step, next_obs[i] is still the final observation
+                ends[i] = (bool(truncated[i] and not terminated[i]), next_obs[i])
+                active[i] = False
         obs = next_obs
     episodes = []
-    for record in steps:
+    for record, (cut, final) in zip(steps, ends, strict=True):
         o, a, r = zip(*record, strict=True)
         episodes.append(Episode(np.asarray(o, dtype=policy.dtype), np.asarray(a, dtype=np.int64),
-                                np.asarray(r, dtype=np.float64)))
+                                np.asarray(r, dtype=np.float64), cut,
+                                np.asarray(final, dtype=policy.dtype)))
     return episodes

@@ -44,11 +44,15 @@ class REINFORCE:
     every step has the same weight, so the mean and std are those of the previous episodes'
     returns instead (an exponential moving average, factor 0.05): Williams' reinforcement
     comparison, which stays unbiased because it does not depend on the current episode.
+
+    With a value network and bootstrap=True, an episode cut short by a time limit (truncated,
+    not terminated) gets the value of the state it stopped at as the tail of its returns.
     """
 
     def __init__(self, policy: CategoricalPolicy, optimizer, gamma: float = 0.99,
                  returns: str = "reward_to_go", baseline: str = "none", normalize: bool = True,
-                 entropy_coef: float = 0.0, value: Module | None = None, value_optimizer=None):
+                 entropy_coef: float = 0.0, value: Module | None = None, value_optimizer=None,
+                 bootstrap: bool = True):
         if not isinstance(policy, CategoricalPolicy):
             raise TypeError(f"REINFORCE: policy must be a CategoricalPolicy, got "
                             f"{type(policy).__name__}")
@@ -66,11 +70,12 @@ class REINFORCE:
         self.gamma, self.returns, self.baseline = float(gamma), returns, baseline
         self.normalize, self.entropy_coef = bool(normalize), float(entropy_coef)
         self.value, self.value_optimizer = value, value_optimizer
+        self.bootstrap = bool(bootstrap)
         if baseline == "value" and value is None:
             if policy.obs_dim is None:
                 raise ValueError("REINFORCE: pass value= (the policy has no Linear layer to "
                                  "read the observation size from)")
-            self.value = mlp(policy.obs_dim, [64], 1)
+            self.value = mlp(policy.obs_dim, [128], 1)
         if self.value is not None and self.value_optimizer is None:
             self.value_optimizer = optim.Adam(self.value.parameters(), lr=1e-2)
         # mean and variance of the previous episodes' total returns (None before the first)
@@ -79,10 +84,19 @@ class REINFORCE:
 
     # ------------------------------------------------------------------------------------------
 
+    def _tail(self, episode: Episode) -> float:
+        # A time limit is not part of the task: the state it stopped at was worth V(s_T), not 0.
+        # Counting it as 0 makes the last steps before the limit look bad (CartPole: the best
+        # episodes are cut at 500) or good (Acrobot: every step pays -1).
+        if episode.truncated and self.value is not None and self.bootstrap:
+            return float(self._values(episode.final_observation.reshape(1, -1))[0])
+        return 0.0
+
     def _returns(self, episode: Episode) -> np.ndarray:
+        tail = self._tail(episode)
         if self.returns == "reward_to_go":
-            return reward_to_go(episode.rewards, self.gamma)
-        return np.full(len(episode), total_return(episode.rewards, self.gamma))
+            return reward_to_go(episode.rewards, self.gamma, tail)
+        return np.full(len(episode), total_return(episode.rewards, self.gamma, tail))
 
     def _values(self, observations: np.ndarray) -> np.ndarray:
         with no_grad():

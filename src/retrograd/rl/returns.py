@@ -10,24 +10,28 @@ import numpy as np
 RUNNING_ALPHA = 0.05  # running = 0.05 x return + 0.95 x running (the PyTorch example's rule)
 
 
-def reward_to_go(rewards: Sequence[float] | np.ndarray, gamma: float) -> np.ndarray:
-    """G_t = sum_{k >= t} gamma^(k - t) r_k, for every step t of one episode (float64).
+def reward_to_go(rewards: Sequence[float] | np.ndarray, gamma: float, tail: float = 0.0
+                 ) -> np.ndarray:
+    """G_t = sum_{k >= t} gamma^(k - t) r_k + gamma^(T - t) tail, for every step t of one
+    episode of T steps (float64); tail is the value of the state after the last step (0 when
+    the episode terminated, an estimate when a time limit cut it short).
 
     A plain loop over Python floats: exact for any gamma and length (a cumsum of r_k gamma^k
     divided by gamma^t underflows for long episodes), and an episode is at most a few thousand
     steps.
     """
     out = np.empty(len(rewards), dtype=np.float64)
-    g = 0.0
+    g = float(tail)
     for t in range(len(rewards) - 1, -1, -1):
         g = float(rewards[t]) + gamma * g
         out[t] = g
     return out
 
 
-def total_return(rewards: Sequence[float] | np.ndarray, gamma: float) -> float:
-    """R = sum_t gamma^t r_t: the whole episode's (discounted) reward, G_0."""
-    g = 0.0
+def total_return(rewards: Sequence[float] | np.ndarray, gamma: float, tail: float = 0.0
+                 ) -> float:
+    """R = sum_t gamma^t r_t + gamma^T tail: the whole episode's (discounted) reward, G_0."""
+    g = float(tail)
     for r in reversed(list(rewards)):
         g = float(r) + gamma * g
     return g
