@@ -99,8 +99,9 @@ def _focal_factors(nll: np.ndarray, gamma: float):
 
 
 _SAFE_EXP = 64.0  # exp of float32 logits in [-64, 64], and their sums over classes, stay normal
-# z / e_t <= C exp(max - min) must stay below float32's largest value, exp(88.7)
-_SAFE_LOG_RATIO = 80.0
+# z / e_t <= C exp(max - min) must stay below the dtype's largest value (float32: exp(88.7));
+# a margin of 8 below its log
+_LOG_MAX = {np.dtype(np.float32): 80.0, np.dtype(np.float64): 700.0}
 
 
 def _row_sums(e: np.ndarray) -> np.ndarray:
@@ -109,9 +110,9 @@ def _row_sums(e: np.ndarray) -> np.ndarray:
     return e @ np.ones(e.shape[1], dtype=e.dtype) if e.ndim == 2 else e.sum(axis=1)
 
 
-def _shift_free(lo, hi, n_classes: int) -> bool:
+def _shift_free(lo, hi, n_classes: int, dtype) -> bool:
     return (-_SAFE_EXP <= lo and hi <= _SAFE_EXP
-            and (hi - lo) + math.log(n_classes) <= _SAFE_LOG_RATIO)
+            and (hi - lo) + math.log(n_classes) <= _LOG_MAX.get(dtype, 0.0))
 
 
 def _index_nll(x: np.ndarray, t: np.ndarray):
@@ -119,11 +120,11 @@ def _index_nll(x: np.ndarray, t: np.ndarray):
     nll = log_z - x_t = -log softmax(x)_t, computed without cancellation.
 
     The usual per-row shift by the max costs two passes over the logits. When every logit of
-    the batch lies in [-64, 64] and the spread max - min plus log C stays below 80, neither exp
-    nor the ratio z / e_t can overflow or underflow, so the shift is skipped and
+    the batch lies in [-64, 64] and the spread max - min plus log C stays below 80 (float32),
+    neither exp nor the ratio z / e_t can overflow or underflow, so the shift is skipped and
     nll = log(z / e_t), exact to float rounding even for confident predictions.
     """
-    if x.size and _shift_free(x.min(), x.max(), x.shape[1]):
+    if x.size and _shift_free(x.min(), x.max(), x.shape[1], x.dtype):
         e = np.exp(x)
         z = _row_sums(e)
         log_z = np.log(z)
