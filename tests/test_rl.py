@@ -339,6 +339,16 @@ def test_runs_are_reproducible():
     assert _train("CartPole-v1", 15, 3) != _train("CartPole-v1", 15, 4)
 
 
+def test_the_python_recipe_is_the_command_line_default():
+    """The README's few lines of Python train exactly what `retrograd rl` trains."""
+    rg.manual_seed(2)
+    env = rl.make_env("CartPole-v1")
+    policy = rl.CategoricalPolicy(rl.mlp(4, [128], 2))
+    agent = rl.REINFORCE(policy, rg.optim.Adam(policy.parameters(), lr=5e-3),
+                         baseline="value", entropy_coef=0.01)
+    assert agent.train(env, 12, seed=2) == _train("CartPole-v1", 12, 2)
+
+
 def test_cartpole_learns():
     returns = _train("CartPole-v1", 300, 0)
     first, last = np.mean(returns[:20]), np.mean(returns[-20:])

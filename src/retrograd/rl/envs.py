@@ -105,12 +105,15 @@ def run_vector_episodes(envs, policy, seed: int | None = None) -> list[Episode]:
     active = np.ones(n, dtype=bool)
     while active.any():
         action = policy.act(obs)
-        next_obs, reward, terminated, truncated, _ = envs.step(action)
+        next_obs, reward, terminated, truncated, info = envs.step(action)
         for i in np.flatnonzero(active):
             steps[i].append((obs[i], action[i], reward[i]))
             if terminated[i] or truncated[i]:
-                # with autoreset on the next step, next_obs[i] is still the final observation
-                ends[i] = (bool(truncated[i] and not terminated[i]), next_obs[i])
+                # autoreset on the next step (gymnasium's default) leaves the final observation
+                # in next_obs; autoreset on the same step puts it in info["final_obs"]
+                final = info["final_obs"][i] if "final_obs" in info and \
+                    info["_final_obs"][i] else next_obs[i]
+                ends[i] = (bool(truncated[i] and not terminated[i]), final)
                 active[i] = False
         obs = next_obs
     episodes = []
