@@ -3,14 +3,16 @@ bad input (exit status 2, one line on stderr naming the bad value, nothing writt
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
 from retrograd.cli import main
-from retrograd.train.checkpoint import load_safetensors
+from retrograd.train.checkpoint import load_checkpoint, load_safetensors
 
 FAST = ["--no-progress", "--hidden", "32", "--epochs", "2"]
 
@@ -70,6 +72,50 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, capsys)
         np.testing.assert_array_equal(a[key], b[key])
 
 
+def test_validation_fraction_zero_trains_on_the_whole_training_split(tmp_path, capsys):
+    from retrograd.data import digits
+
+    out = tmp_path / "run"
+    code, _, err = run(["train", "--out", str(out), "--validation-fraction", "0", *FAST], capsys)
+    assert code == 0, err
+    result = json.loads((out / "metrics.json").read_text())
+    assert result["n_train"] == len(digits().y_train) and result["n_validation"] == 0
+    header, *rows = (out / "history.csv").read_text().strip().splitlines()
+    assert len(rows) == 2 and all(",," in row or row.endswith(",") for row in rows)
+
+
+def test_ctrl_c_keeps_the_last_epoch_checkpoint_and_resume_continues(tmp_path):
+    """SIGINT in the middle of a long run: exit status 130, one line naming the kept
+    checkpoint (the end of the last finished epoch), metrics written, and --resume goes on."""
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "retrograd", "train", "--data", "spirals", "--hidden", "8",
+            "--epochs", "100000", "--no-progress", "--out", str(out)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint.npz").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (out / "checkpoint.npz").exists(), "no checkpoint within 120 s"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr + stdout
+    kept = [line for line in stderr.splitlines() if "checkpoint of epoch" in line]
+    assert len(kept) == 1, stderr
+    epoch = int(kept[0].split("checkpoint of epoch ")[1].split(" ")[0])
+    result = json.loads((out / "metrics.json").read_text())
+    assert result["stopped"] == "interrupted" and result["epochs"] == epoch
+    state = load_checkpoint(str(out / "checkpoint.npz"))
+    assert state["epoch"] == epoch
+    resumed = subprocess.run([*args[:-5], "--epochs", str(epoch + 1), "--no-progress", "--out",
+                              str(out), "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {out} after epoch {epoch}" in resumed.stderr
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == epoch + 1
+
+
 def test_evaluate_and_predict_reproduce_the_training_metrics(tmp_path, capsys):
     out = tmp_path / "run"
     assert run(["train", "--out", str(out), *FAST], capsys)[0] == 0
@@ -118,6 +164,8 @@ def bad_csv(tmp_path, text):
     (lambda d: ["--epochs", "0"], "got 0"),
     (lambda d: ["--out", str(d / "a-file" / "run")], "a-file"),
     (lambda d: ["--epochs", "many"], "many"),
+    (lambda d: ["--validation-fraction", "0.7"], "0.7"),
+    (lambda d: ["--validation-fraction", "0", "--early-stopping", "3"], "--early-stopping"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, make_args,
                                                             needle):

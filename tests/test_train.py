@@ -145,3 +145,21 @@ def test_clip_grad_norm_matches_torch():
     assert n1 == pytest.approx(float(n2))
     for p, q in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-12)
+
+
+def test_ctrl_c_inside_an_epoch_end_is_raised_after_it_completes():
+    """The epoch's record and checkpoint are written together: a SIGINT arriving in between is
+    held until both are done, then raised as KeyboardInterrupt."""
+    import os
+    import signal
+
+    from retrograd.train.fit import _interrupt_deferred
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with _interrupt_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("record")
+            done.append("checkpoint")
+    assert done == ["record", "checkpoint"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -75,6 +75,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schedule", default="none", metavar="|".join(SCHEDULES))
     p.add_argument("--epochs", type=int, default=30, metavar="N")
     p.add_argument("--batch-size", type=int, default=64, metavar="B")
+    p.add_argument("--validation-fraction", type=_positive_float, default=0.1, metavar="F",
+                   help="share of the training split held out for validation; 0 trains on "
+                        "all of it (default 0.1)")
     p.add_argument("--early-stopping", type=int, default=None, metavar="K",
                    help="stop after K epochs without a lower validation loss")
     p.add_argument("--clip-grad", type=_positive_float, default=None, metavar="NORM")
@@ -127,7 +130,8 @@ def _config(args):
         balanced_sampling=args.balanced_sampling, gamma=args.gamma, optimizer=args.optimizer,
         lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
         schedule=args.schedule, epochs=args.epochs, batch_size=args.batch_size,
-        early_stopping=args.early_stopping, clip_grad=args.clip_grad, seed=args.seed,
+        validation_fraction=args.validation_fraction, early_stopping=args.early_stopping,
+        clip_grad=args.clip_grad, seed=args.seed,
         out=args.out, progress=not args.no_progress)
 
 

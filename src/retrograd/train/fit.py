@@ -4,7 +4,10 @@ that stops with advice and keeps the last good weights."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -113,18 +116,20 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, epochs: int, *,
                 else:
                     scheduler.step()
             record["seconds"] = time.perf_counter() - t0
-            history.epochs.append(record)
-            last_good = _snapshot(model)
-            stop = False
-            if early_stopping is not None and validation is not None:
-                if record["val_loss"] < best[0]:
-                    best = (record["val_loss"], last_good)
-                    history.best_epoch = epoch
-                elif history.best_epoch is not None and epoch - history.best_epoch >= \
-                        early_stopping:
-                    stop = True
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, history)
+            # the epoch's record, its snapshot and its checkpoint land together or not at all
+            with _interrupt_deferred():
+                history.epochs.append(record)
+                last_good = _snapshot(model)
+                stop = False
+                if early_stopping is not None and validation is not None:
+                    if record["val_loss"] < best[0]:
+                        best = (record["val_loss"], last_good)
+                        history.best_epoch = epoch
+                    elif history.best_epoch is not None and epoch - history.best_epoch >= \
+                            early_stopping:
+                        stop = True
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch, history)
             if stop:
                 if best[1] is not None:
                     _restore(model, best[1])
@@ -141,6 +146,23 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, epochs: int, *,
         if bar is not None:
             bar.close()
     return history
+
+
+@contextlib.contextmanager
+def _interrupt_deferred():
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block and raise it when the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals are delivered to the main thread only
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else
+                      signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _correct(out: Tensor, y: Tensor) -> int:

@@ -95,9 +95,12 @@ class TrainConfig:
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got "
                                  f"{value}")
-        if not 0.0 < self.validation_fraction < 0.5:
-            raise ValueError(f"--validation-fraction must be in (0, 0.5), got "
+        if not 0.0 <= self.validation_fraction < 0.5:
+            raise ValueError(f"--validation-fraction must be in [0, 0.5), got "
                              f"{self.validation_fraction}")
+        if self.validation_fraction == 0 and self.early_stopping is not None:
+            raise ValueError("--early-stopping needs a validation split: "
+                             "--validation-fraction is 0")
         if self.early_stopping is not None and self.early_stopping <= 0:
             raise ValueError(f"--early-stopping must be a positive number of epochs, got "
                              f"{self.early_stopping}")
@@ -247,9 +250,13 @@ class Prepared:
     standardizer: D.Standardizer
     x_train: np.ndarray
     y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
+    x_val: np.ndarray | None  # None: --validation-fraction 0, every training sample is used
+    y_val: np.ndarray | None
     out: str
+
+    @property
+    def validation(self) -> tuple[np.ndarray, np.ndarray] | None:
+        return None if self.x_val is None else (self.x_val, self.y_val)
 
 
 def prepare(config: TrainConfig, resume: bool = False) -> Prepared:
@@ -263,11 +270,14 @@ def prepare(config: TrainConfig, resume: bool = False) -> Prepared:
         raise ValueError(f"--resume: no checkpoint.npz in {out}")
     if len(np.unique(split.y_train)) < 2:
         raise ValueError(f"{config.data}: the training data has a single class")
-    x_tr, y_tr, x_val, y_val = D.datasets.stratified_split(
-        split.x_train, split.y_train, config.validation_fraction, seed=config.seed)
+    if config.validation_fraction:
+        x_tr, y_tr, x_val, y_val = D.datasets.stratified_split(
+            split.x_train, split.y_train, config.validation_fraction, seed=config.seed)
+    else:
+        x_tr, y_tr, x_val, y_val = split.x_train, split.y_train, None, None
     standardizer = D.Standardizer().fit(x_tr)
     return Prepared(config, split, standardizer, standardizer.transform(x_tr), y_tr,
-                    standardizer.transform(x_val), y_val, out)
+                    None if x_val is None else standardizer.transform(x_val), y_val, out)
 
 
 def run(config: TrainConfig, resume: bool = False, log=print) -> dict:
@@ -300,7 +310,7 @@ def run(config: TrainConfig, resume: bool = False, log=print) -> dict:
                          p.standardizer)
 
     history = fit(model, loss_fn, stepper, loader, config.epochs,
-                  validation=(p.x_val, p.y_val), scheduler=scheduler,
+                  validation=p.validation, scheduler=scheduler,
                   early_stopping=config.early_stopping, clip_grad_norm=config.clip_grad,
                   progress=config.progress, history=history, start_epoch=start,
                   on_epoch_end=save)
@@ -378,7 +388,8 @@ def _write_results(p: Prepared, model, loss_fn, history: History, seconds: float
         "epochs": len(history.epochs),
         "stopped": history.stopped,
         "seconds": seconds,
-        "n_train": int(len(p.y_train)), "n_validation": int(len(p.y_val)),
+        "n_train": int(len(p.y_train)),
+        "n_validation": 0 if p.y_val is None else int(len(p.y_val)),
         "n_test": int(len(p.split.y_test)),
         "config": config.to_dict(),
     }
