@@ -12,8 +12,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# the main job: train the default MLP on the embedded digits and write runs/demo
 demo: $(VENV)/.installed
-	$(PY) examples/perceptron.py
+	$(VENV)/bin/retrograd train --out runs/demo
 
 test: $(VENV)/.installed
 	$(PY) -m pytest
