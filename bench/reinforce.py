@@ -15,8 +15,11 @@ plays until solved or --max-episodes; the two agents alternate which goes first 
 seed. We report episodes to solve and wall seconds to solve, per seed and in total, with their
 ratios, and the time per environment step (which cancels the episode lengths).
 
-    python bench/reinforce.py                 # 5 seeds (~1-2 min on 2 idle cores)
-    python bench/reinforce.py --seeds 10 --threads 1
+    python bench/reinforce.py                 # 5 seeds (minutes: the PyTorch agent dominates)
+    python bench/reinforce.py --seeds 10
+
+One BLAS / torch thread by default (--threads): a forward pass on one observation gains
+nothing from a second thread, and torch's two threads collapse when the cores are shared.
 """
 
 from __future__ import annotations
@@ -124,7 +127,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (default 5)")
     parser.add_argument("--max-episodes", type=int, default=1000)
-    common.add_harness_args(parser, "BLAS and torch threads (default 2)")
+    common.add_harness_args(parser, "BLAS and torch threads (default 1)")
+    parser.set_defaults(threads=1)
     args = parser.parse_args()
     limits = common.limit_threads(args.threads)  # noqa: F841  (kept alive for the run)
     from retrograd.rl import solved_at
