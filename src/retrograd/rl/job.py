@@ -112,7 +112,7 @@ def _write_text(path: str, text: str) -> None:
     ckpt.atomic_write(path, lambda f: f.write(text.encode()))
 
 
-def run(config: RLConfig, log=print) -> dict:
+def run(config: RLConfig) -> dict:
     """Train and write the run folder; returns the metrics written to metrics.json."""
     config.validate()
     env = make_env(config.env)
