@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from sklearn import metrics as skm
 
 import retrograd
-from retrograd import nn
+from retrograd import data, nn
 from retrograd.train import checkpoint as ckpt
 from retrograd.train import fit, metrics
 
@@ -103,7 +103,7 @@ def test_fit_learns_and_records_history():
     x, y = blobs()
     retrograd.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 3))
-    loader = retrograd.data.DataLoader(retrograd.data.TensorDataset(x, y), batch_size=32,
+    loader = data.DataLoader(data.TensorDataset(x, y), batch_size=32,
                                        shuffle=True)
     opt = retrograd.optim.Adam(model.parameters(), lr=1e-2)
     hist = fit(model, retrograd.nn.functional.cross_entropy, opt, loader, 10,
@@ -117,7 +117,7 @@ def test_fit_stops_on_nan_and_keeps_the_last_good_weights():
     x, y = blobs()
     retrograd.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 3))
-    loader = retrograd.data.DataLoader(retrograd.data.TensorDataset(x, y), batch_size=32)
+    loader = data.DataLoader(data.TensorDataset(x, y), batch_size=32)
     opt = retrograd.optim.SGD(model.parameters(), lr=1e4)  # diverges within a few steps
     snapshots = []
     hist = fit(model, retrograd.nn.functional.cross_entropy, opt, loader, 20, progress=False,
@@ -163,3 +163,16 @@ def test_ctrl_c_inside_an_epoch_end_is_raised_after_it_completes():
             done.append("checkpoint")
     assert done == ["record", "checkpoint"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_atomic_write_gives_the_permissions_of_a_plain_open(tmp_path):
+    """mkstemp makes its file 0600; the written file must be as readable as open() makes one."""
+    import stat
+
+    from retrograd.train.checkpoint import atomic_write
+
+    plain = tmp_path / "plain.txt"
+    plain.write_bytes(b"x")
+    atomic_write(str(tmp_path / "atomic.txt"), lambda f: f.write(b"x"))
+    mode = stat.S_IMODE((tmp_path / "atomic.txt").stat().st_mode)
+    assert mode == stat.S_IMODE(plain.stat().st_mode)

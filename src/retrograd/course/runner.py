@@ -218,7 +218,6 @@ def write_claims(entries: list[dict], out: str) -> str:
 
 
 def write_shared(f, text: str) -> None:
-    """Write text to the temporary file of atomic_write and make it world-readable: mkstemp
-    creates it 0600, and a report is meant to be opened and shared."""
-    os.fchmod(f.fileno(), 0o644)
+    """Write text to the temporary file of atomic_write (which gives it open()'s
+    permissions, so a report can be opened and shared)."""
     f.write(text.encode("utf-8"))

@@ -23,10 +23,13 @@ _ST_NUMPY = {v: k for k, v in _ST_DTYPES.items()}
 
 
 def atomic_write(path: str, write: Callable) -> None:
-    """Call write(file) on a temporary file next to `path`, then rename it over `path`."""
+    """Call write(file) on a temporary file next to `path`, then rename it over `path`.
+
+    The file gets the permissions a plain open() would give it (mkstemp makes it 0600)."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -36,6 +39,12 @@ def atomic_write(path: str, write: Callable) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
 
 
 def save_safetensors(tensors: dict[str, np.ndarray], path: str,
