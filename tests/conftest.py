@@ -30,3 +30,16 @@ def _seeded():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def one_blas_thread():
+    """Many small BLAS products (the course's experiments): two BLAS threads on two shared,
+    busy cores collapse, one does not. The course runner limits itself the same way."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # only slower without it
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

@@ -17,17 +17,7 @@ from retrograd.course import e06_linear_collapse as e06
 from retrograd.course import e07_backprop_cost as e07
 from retrograd.course import e08_softmax_ce_gradient as e08
 
-
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    """As in run_course: two BLAS threads on shared cores make these small steps crawl."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def quick(module, tmp_path):

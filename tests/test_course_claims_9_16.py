@@ -30,17 +30,7 @@ from retrograd.course import (
 )
 from retrograd.targets import inverse_frequency_weights
 
-
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    """As the course runner does: two BLAS threads on two busy cores collapse."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def _run(module, tmp_path):
