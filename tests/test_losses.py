@@ -887,3 +887,22 @@ def test_all_targets_ignored_focal_mean_is_nan(rng):
     assert np.isnan(torch_focal(torch.tensor(x.numpy()), torch.tensor([2, 2, 2]), 2.0,
                                 ignore_index=2).item())
 
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_with_underflowing_logits_matches_torch(dtype):
+    """Very negative logits whose exp is denormal or 0 next to ordinary ones: the kernel's
+    shift-free path (exp taken as is, checked afterwards) must still agree with torch."""
+    x_np = np.array([[-50.0, -95.0, -60.0], [-20.0, -100.0, -30.0], [-80.0, -80.5, -700.0]],
+                    dtype=dtype)
+    y = np.array([0, 2, 1])
+    x = retrograd.tensor(x_np, requires_grad=True)
+    with warnings.catch_warnings(), np.errstate(all="raise", under="ignore"):
+        warnings.simplefilter("error")
+        loss = F.cross_entropy(x, retrograd.tensor(y), reduction="sum")
+        loss.backward()
+    tx = torch.tensor(x_np, requires_grad=True)
+    t_loss = TF.cross_entropy(tx, torch.tensor(y), reduction="sum")
+    t_loss.backward()
+    np.testing.assert_allclose(loss.item(), t_loss.item(), **TOL[dtype])
+    np.testing.assert_allclose(x.grad.numpy(), as_np(tx.grad), **TOL[dtype])
