@@ -1,4 +1,4 @@
-"""The `retrograd` command: train, evaluate, predict, lr-find.
+"""The `retrograd` command: train, evaluate, predict, lr-find (and rl, course from their packages).
 
 Bad input never ends in a traceback: every error is one line on stderr naming the bad value,
 exit status 2, and nothing is written.
@@ -89,7 +89,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="retrograd",
-                     description="Train and evaluate classifiers with retrograd.")
+                     description="retrograd: train and evaluate classifiers, train policies by "
+                                 "REINFORCE, run the course's experiments.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = sub.add_parser("train", help="train an MLP classifier and write a run folder")
