@@ -1,6 +1,7 @@
 """The retrograd command end to end: every data source, resume, evaluate, predict, lr-find, and
 bad input (exit status 2, one line on stderr naming the bad value, nothing written)."""
 
+import gzip
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import pytest
 
 from retrograd.cli import main
 from retrograd.train.checkpoint import load_checkpoint, load_safetensors
+from test_data import idx_bytes
 
 FAST = ["--no-progress", "--hidden", "32", "--epochs", "2"]
 
@@ -69,6 +71,40 @@ def test_the_readme_mnist1d_command_reaches_the_papers_mlp_accuracy(tmp_path, ca
     result = json.loads((out / "metrics.json").read_text())
     assert result["config"]["hidden"] == [256, 256]  # the default MLP
     assert result["test_accuracy"] >= 0.68
+
+
+def test_train_on_an_idx_folder_and_the_synthetic_sets(tmp_path, capsys):
+    """MNIST's IDX layout (gzipped) made from learnable 4x4 images, and the two spirals."""
+    rng = np.random.default_rng(0)
+
+    def images(labels):  # class c lights up row c of a 4x4 image, plus noise
+        x = rng.integers(0, 60, (len(labels), 4, 4))
+        x[np.arange(len(labels)), labels] += 180
+        return x.astype(np.uint8)
+
+    y_train, y_test = rng.integers(0, 3, 300), rng.integers(0, 3, 60)
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    for name, array in (("train-images-idx3-ubyte", images(y_train)),
+                        ("train-labels-idx1-ubyte", y_train.astype(np.uint8)),
+                        ("t10k-images-idx3-ubyte", images(y_test)),
+                        ("t10k-labels-idx1-ubyte", y_test.astype(np.uint8))):
+        (folder / (name + ".gz")).write_bytes(gzip.compress(idx_bytes(array, 0x08)))
+    # (source, options, metric, floor): floors well above chance (1/3 for the images, 1/2 for
+    # the spirals, balanced accuracy 1/2 for the 95/5 spirals, where plain accuracy is 0.95 by
+    # predicting the majority)
+    runs = ((str(folder), FAST, "test_accuracy", 0.6),
+            ("spirals", ["--no-progress", "--hidden", "64", "64", "--epochs", "30"],
+             "test_accuracy", 0.85),
+            ("imbalanced-spirals", ["--no-progress", "--hidden", "64", "64", "--epochs", "30",
+                                    "--class-weights", "inverse"],
+             "test_balanced_accuracy", 0.65))
+    for source, options, metric, floor in runs:
+        out = tmp_path / f"out-{os.path.basename(source)}"
+        code, _, err = run(["train", "--data", source, "--out", str(out), *options], capsys)
+        assert code == 0, err
+        result = json.loads((out / "metrics.json").read_text())
+        assert result[metric] > floor, (source, result[metric])
 
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, capsys):
