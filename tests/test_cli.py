@@ -193,6 +193,20 @@ def test_lr_find_plots_and_suggests(tmp_path, capsys):
     assert (tmp_path / "lr" / "lr_find.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def bad_file(tmp_path, name, data: bytes):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def npy_bytes() -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros(3))
+    return buffer.getvalue()
+
+
 def bad_csv(tmp_path, text):
     path = tmp_path / "bad.csv"
     path.write_text(text)
@@ -214,6 +228,9 @@ def bad_csv(tmp_path, text):
     (lambda d: ["--out", str(d / "a-file" / "run")], "a-file"),
     (lambda d: ["--epochs", "many"], "many"),
     (lambda d: ["--validation-fraction", "0.7"], "0.7"),
+    (lambda d: ["--data", bad_csv(d, "a,b,y\n1,2,0\n3,1\n")], "row 3 has 2 fields"),
+    (lambda d: ["--data", bad_file(d, "junk.npz", b"\x00\x01junk")], "not an NPZ"),
+    (lambda d: ["--data", bad_file(d, "array.npz", npy_bytes())], "not an NPZ"),
     (lambda d: ["--validation-fraction", "0", "--early-stopping", "3"], "--early-stopping"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, make_args,

@@ -11,6 +11,7 @@ import csv
 import gzip
 import os
 import warnings
+import zipfile
 
 import numpy as np
 
@@ -115,6 +116,9 @@ def _parse_csv_slowly(path: str, header: list[str]) -> np.ndarray:
 
 
 def read_npz(path: str) -> dict[str, np.ndarray]:
+    # np.load also reads .npy files and, refused here, pickles: an NPZ file is a zip archive
+    if os.path.isfile(path) and not zipfile.is_zipfile(path):
+        raise DataError(f"cannot read NPZ file {path}: it is not an NPZ (zip) archive")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
