@@ -1,5 +1,7 @@
 """The backward engine and the Tensor surface: graph shape, accumulation, grad modes, errors."""
 
+import weakref
+
 import numpy as np
 import pytest
 
@@ -273,3 +275,26 @@ def test_gradient_of_an_intermediate_is_not_overwritten_by_later_vjps():
     gate = (x.numpy() @ w1.numpy().T > 0)
     np.testing.assert_allclose(gw1.numpy(), ((g_out @ w2.numpy()) * gate).T @ x.numpy(),
                                rtol=1e-12)
+
+
+def test_grad_takes_a_fresh_vjp_result_without_copying_and_copies_a_shared_one():
+    """A `.grad` owns its array: the VJP's fresh result is handed over as is (no copy on the
+    hot path), while one array given to two leaves is copied so that each owns its own."""
+    made = []  # weak references: a strong one would make the array shared
+
+    def fresh_double(xp, g, out, x):
+        result = 2 * g
+        made.append(weakref.ref(result))
+        return result
+
+    double = Primitive("double", lambda x: 2 * x, (fresh_double,))
+    x = t64([1.0, 2.0])
+    apply(double, x).sum().backward()
+    assert x.grad._data is made[0]()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0])
+
+    a, b = t64([1.0, 2.0]), t64([3.0, 4.0])
+    (a + b).sum().backward()  # add hands the same gradient array to both leaves
+    assert a.grad._data is not b.grad._data
+    a.grad._data += 1
+    np.testing.assert_array_equal(b.grad.numpy(), [1.0, 1.0])

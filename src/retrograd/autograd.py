@@ -51,7 +51,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                                retain_graph=retain)
     grads = []
     for t in inputs:
-        g = results[id(t)][1] if id(t) in results else None
+        g = results.get(t)
         if id(t) in direct:
             g = direct[id(t)] if g is None else g + direct[id(t)]
         if g is None and not allow_unused:

@@ -7,11 +7,17 @@ Tensors (`GRAPH_NS`) with grad mode on, so the gradients they return are differe
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from .grad_mode import set_grad_enabled
 from .ops import ARRAY_NS
 from .tensor import GRAPH_NS, Node, Tensor, _wrap
+
+# CPython's reference count proves that a gradient array is held nowhere else (NumPy elides
+# temporaries the same way); elsewhere, no array is ever taken as private
+_refcount = getattr(sys, "getrefcount", lambda _: 1 << 30)
 
 
 def _topological_order(roots: list[Node]) -> list[Node]:
@@ -40,16 +46,15 @@ def _by_creation(node: Node) -> int:
     return node.seq
 
 
-def _check_versions(node: Node) -> None:
+def _raise_modified(node: Node) -> None:
     for vc, saved in node.versions:
         if vc[0] != saved:
             raise RuntimeError(
                 f"an input of {node.name()} was modified by an in-place operation after the "
                 f"forward pass used it (version {vc[0]}, expected {saved}); "
                 "compute the forward pass again after changing it")
-    if node.out_vc[0] != 0:
-        raise RuntimeError(f"the output of {node.name()} was modified by an in-place operation "
-                           "after the forward pass; compute the forward pass again")
+    raise RuntimeError(f"the output of {node.name()} was modified by an in-place operation "
+                       "after the forward pass; compute the forward pass again")
 
 
 def _fit(g, like, xp):
@@ -66,79 +71,87 @@ def _fit(g, like, xp):
 def run_backward(roots, root_grads, *, targets=None, create_graph=False, retain_graph=False):
     """Propagate `root_grads` from `roots` (tensors with nodes) down the graph.
 
-    Returns {id(tensor): (tensor, gradient)} for every leaf that requires grad (targets=None), or
-    for the given target tensors, which may be leaves or intermediate results.
+    Returns {tensor: gradient} for every leaf that requires grad (targets=None), or for the
+    given target tensors, which may be leaves or intermediate results.
     """
     xp = GRAPH_NS if create_graph else ARRAY_NS
     order = _topological_order([r._node for r in roots])
-    needed = _needed_nodes(order, targets) if targets is not None else None
-    capture = {id(t._node): t for t in targets if t._node is not None} if targets else {}
-    grads: dict[int, object] = {}
+    needed = _needed(order, targets) if targets is not None else None
+    capture = {t._node: t for t in targets if t._node is not None} if targets else None
+    grads: dict[Node, object] = {}  # pending gradient of each node's output
     for root, g in zip(roots, root_grads, strict=True):
-        key = id(root._node)
-        grads[key] = grads[key] + g if key in grads else g
-    results: dict[int, object] = {}
-    # how many places hold each gradient array: identity VJPs (add, sum_to) hand the same array
-    # to several inputs, and only an array held once may be overwritten by the VJP that gets it
-    holders: dict[int, int] = {}
+        node = root._node
+        grads[node] = grads[node] + g if node in grads else g
+    results: dict[Tensor, object] = {}
 
     with set_grad_enabled(create_graph):
         for node in order:
-            nid = id(node)
-            g = grads.pop(nid, None)
-            if capture and nid in capture and g is not None:
-                results[id(capture[nid])] = (capture[nid], g)
-                holders[id(g)] = holders.get(id(g), 0) + 1
-            if g is None or (needed is not None and nid not in needed):
-                _release(node, retain_graph)
+            g = grads.pop(node, None)
+            if capture and g is not None and node in capture:
+                results[capture[node]] = g
+            if g is None or (needed is not None and node not in needed):
+                if not retain_graph:
+                    _release(node)
                 continue
-            _check_versions(node)
+            for vc, version in node.versions:
+                if vc[0] != version:
+                    _raise_modified(node)
+            if node.out_vc[0] != 0:
+                _raise_modified(node)
             prim, params = node.prim, node.params
             if prim.saves:
                 saved = _hand_over(node, create_graph, retain_graph)
                 if saved is not None:
-                    saved["g_is_private"] = (holders.get(id(g)) == 1 and g.base is None
+                    # only an array that nothing else holds (not another node's pending
+                    # gradient, not a captured result, not a view) may be overwritten by the
+                    # VJPs; two references are this loop's variable and getrefcount's argument
+                    saved["g_is_private"] = (_refcount(g) == 2 and g.base is None
                                              and g.flags.writeable)
                 params = {**params, "saved": saved}
             if create_graph:
                 args, out = node.args, _wrap(node.out, True, node)
             else:
                 args, out = node.arrays, node.out
-            for i, a in node.edges:
-                key = id(a._node) if a._node is not None else id(a)
-                if needed is not None and key not in needed:
-                    continue
-                if prim.variadic:
-                    gi = prim.vjps[0](xp, g, out, *args, **params, arg=i)
-                elif prim.vjps[i] is None:
+            edges = node.edges
+            if needed is not None:
+                edges = [(i, a) for i, a in edges
+                         if (a if a._node is None else a._node) in needed]
+            vjps = prim.vjps
+            if prim.joint is not None:
+                joint = prim.joint(xp, g, out, *args, wanted=[i for i, _ in edges], **params)
+            for i, a in edges:
+                child = a._node
+                if prim.joint is not None:
+                    gi = joint[i]
+                elif prim.variadic:
+                    gi = vjps[0](xp, g, out, *args, **params, arg=i)
+                elif vjps[i] is None:
                     continue
                 else:
-                    gi = prim.vjps[i](xp, g, out, *args, **params)
-                if gi.shape != a._data.shape or gi.dtype != a._data.dtype:
-                    gi = _fit(gi, a, xp)
-                if a._node is None:
-                    results[key] = (a, results[key][1] + gi if key in results else gi)
-                    gi = results[key][1]
-                elif key in grads:
-                    gi = grads[key] = grads[key] + gi
+                    gi = vjps[i](xp, g, out, *args, **params)
+                data = a._data
+                if gi.shape != data.shape or gi.dtype != data.dtype:
+                    gi = _fit(gi, data, xp)
+                if child is None:
+                    results[a] = results[a] + gi if a in results else gi
                 else:
-                    grads[key] = gi
-                holders[id(gi)] = holders.get(id(gi), 0) + 1
-            _release(node, retain_graph)
+                    grads[child] = grads[child] + gi if child in grads else gi
+            gi = g = joint = None  # no stale reference may make the next gradient look shared
+            if not retain_graph:
+                _release(node)
     return results
 
 
-def _needed_nodes(order: list[Node], targets) -> set[int]:
-    """Ids of the nodes (and target leaves) through which some target is reachable."""
-    needed = {id(t) for t in targets if t._node is None}
-    needed |= {id(t._node) for t in targets if t._node is not None}
+def _needed(order: list[Node], targets) -> set:
+    """The nodes (and target leaves) through which some target is reachable."""
+    needed = {t if t._node is None else t._node for t in targets}
     for node in reversed(order):  # inputs before the nodes that use them
-        if id(node) in needed:
+        if node in needed:
             continue
         for a in node.args:
-            if isinstance(a, Tensor) and (id(a) in needed or
-                                          (a._node is not None and id(a._node) in needed)):
-                needed.add(id(node))
+            if isinstance(a, Tensor) and (a in needed or
+                                          (a._node is not None and a._node in needed)):
+                needed.add(node)
                 break
     return needed
 
@@ -154,11 +167,11 @@ def _hand_over(node: Node, create_graph: bool, retain_graph: bool) -> dict | Non
     return saved
 
 
-def _release(node: Node, retain_graph: bool) -> None:
-    if not retain_graph:
-        node.args = node.arrays = node.edges = None
-        node.out = None
-        node.saved = None
+def _release(node: Node) -> None:
+    """Drop what the node holds for its backward: the graph is used up."""
+    node.args = node.arrays = node.edges = None
+    node.out = None
+    node.saved = None
 
 
 def _root_gradient(t: Tensor, gradient) -> object:
@@ -167,7 +180,7 @@ def _root_gradient(t: Tensor, gradient) -> object:
             raise RuntimeError(
                 f"backward() on a tensor of shape {t.shape} needs a `gradient` of that shape; "
                 "a gradient is implied only for single-element (scalar) outputs such as a loss")
-        return np.ones_like(t._data)
+        return np.ones(t._data.shape, t._data.dtype)
     g = gradient._data if isinstance(gradient, Tensor) else np.asarray(gradient)
     if g.shape != t.shape:
         raise ValueError(f"gradient has shape {g.shape} but the tensor has shape {t.shape}")
@@ -203,17 +216,15 @@ def backward(t: Tensor, gradient=None, *, retain_graph=None, create_graph=False)
         g = _wrap(g)
     retain = (create_graph or retain_graphs.active) if retain_graph is None else retain_graph
     results = run_backward([t], [g], create_graph=create_graph, retain_graph=retain)
-    handed: set[int] = set()
-    for leaf, gi in results.values():
-        _accumulate(leaf, gi if create_graph else _owned(gi, handed))
-
-
-def _owned(g: np.ndarray, handed: set[int]) -> Tensor:
-    """Wrap g for a `.grad`, copying unless it is a fresh array no other leaf got."""
-    if g.base is not None or not g.flags.writeable or id(g) in handed:
-        g = g.copy()
-    handed.add(id(g))
-    return _wrap(g)
+    while results:
+        leaf, gi = results.popitem()
+        if not create_graph:
+            # a `.grad` must own its array: copy unless it is fresh and held by nothing else,
+            # such as another leaf's entry (two references: `gi` and getrefcount's argument)
+            if _refcount(gi) != 2 or gi.base is not None or not gi.flags.writeable:
+                gi = gi.copy()
+            gi = _wrap(gi)
+        _accumulate(leaf, gi)
 
 
 def _accumulate(leaf: Tensor, g: Tensor) -> None:

@@ -100,6 +100,7 @@ def _focal_factors(nll: np.ndarray, gamma: float):
 # smallest normal number) negligible: their probabilities are off by less than 2^-49 (float32).
 _Z_MIN = {np.dtype(np.float32): 2.0 ** -100, np.dtype(np.float64): 2.0 ** -900}
 _TINY = {dtype: np.finfo(dtype).tiny for dtype in _Z_MIN}
+_MIN, _MAX = np.minimum.reduce, np.maximum.reduce
 
 
 def _row_sums(e: np.ndarray) -> np.ndarray:
@@ -126,7 +127,9 @@ def _index_nll(x: np.ndarray, t: np.ndarray):
             z = _row_sums(e)
             e_t = _pick(e, t)
             ratio = z / e_t
-        if (z >= z_min).all() and (e_t >= _TINY[x.dtype]).all() and np.isfinite(ratio).all():
+        # min/max reductions (a NaN fails them too) cost less than three boolean passes
+        if (_MIN(z, axis=None) >= z_min and _MIN(e_t, axis=None) >= _TINY[x.dtype]
+                and _MAX(ratio, axis=None) < np.inf):
             return e, z, np.log(z), np.log(ratio)
     shift = x.max(axis=1)
     e = np.exp(x - _per_sample(shift))
@@ -157,7 +160,8 @@ def softmax_cross_entropy(x, target, weight=None, ignore_index=-100, smoothing=0
         mod, focal_weight = _focal_factors(nll, gamma)
         nll = mod * nll
         hot_grad = hot * focal_weight
-    loss = nll * (hot * (1 - smoothing))
+    scale = hot * (1 - smoothing)
+    loss = nll if type(scale) is float and scale == 1.0 else nll * scale  # skip a pass by 1
     hot_coef = total = hot_grad * (1 - smoothing)
     if spread is not None:
         n_weight = x.shape[1] if weight is None else weight.sum()

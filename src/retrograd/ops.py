@@ -58,20 +58,38 @@ class Primitive:
     domain: tuple[str, ...] = ()
     variadic: bool = False
     saves: bool = False
+    joint: Callable | None = None
 
 
 PRIMITIVES: dict[str, Primitive] = {}
 
 
 def primitive(name, forward, *vjps, elementwise=False, domain=None, variadic=False,
-              saves=False) -> Primitive:
-    """Register a primitive in the table (see the module docstring for the VJP signature)."""
+              saves=False, joint=None, arity=None) -> Primitive:
+    """Register a primitive in the table (see the module docstring for the VJP signature).
+
+    Instead of one VJP per argument, a primitive may give one `joint` VJP for its `arity`
+    arguments, ``joint(xp, g, out, *args, wanted, **params)``, returning a tuple with the
+    gradient of each argument position in `wanted` (None elsewhere), the way torch's
+    autograd.Function.backward does: the backward then calls it once per node, and work the
+    gradients share (a ReLU's gate, a reshape) is done once. The per-argument VJPs are derived
+    from it.
+    """
     if name in PRIMITIVES:
         raise ValueError(f"primitive {name!r} is already defined")
+    if joint is not None:
+        vjps = tuple(_one_of(joint, i) for i in range(arity))
     domain = tuple(domain) if domain is not None else ("real",) * len(vjps)
-    prim = Primitive(name, forward, tuple(vjps), elementwise, domain, variadic, saves)
+    prim = Primitive(name, forward, tuple(vjps), elementwise, domain, variadic, saves, joint)
     PRIMITIVES[name] = prim
     return prim
+
+
+def _one_of(joint: Callable, i: int) -> Callable:
+    """The VJP of argument i alone, from a joint VJP."""
+    def vjp(xp, g, out, *args, **params):
+        return joint(xp, g, out, *args, wanted=(i,), **params)[i]
+    return vjp
 
 
 # ----------------------------------------------------------------------------------------------
@@ -247,32 +265,33 @@ def _linear_relu(x, weight, bias=None):
     return np.maximum(out, 0, out=out), {}
 
 
-def _relu_gate(xp, g, out, saved):
-    """g where the ReLU passed its input, 0 elsewhere: computed once per backward, shared by
-    the node's three VJPs through `saved`, and in place when the engine says no one else holds
-    g (as hand-written NumPy would)."""
+def _linear_vjp(xp, g, out, x, w, b=None, *, wanted):
+    """(d x, d W, d b) of x @ W.T + b for cotangent g; x may have leading batch axes."""
+    gx = g @ w if 0 in wanted else None
+    if g.ndim != 2:  # fold the batch axes: the weight's gradient sums over all of them
+        g, x = g.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1])
+    gw = g.T @ x if 1 in wanted else None
+    if b is None:
+        return gx, gw
+    return gx, gw, (g.sum(axis=0) if 2 in wanted else None)
+
+
+def _linear_relu_vjp(xp, g, out, x, w, b=None, *, wanted, saved=None):
+    """The linear VJP of g where the ReLU passed its input, 0 elsewhere; the gate is applied
+    in place when the engine says no one else holds g (as hand-written NumPy would)."""
     if saved is None:
-        return g * (xp.raw(out) > 0)
-    if "gate" not in saved:
-        private = saved["g_is_private"]
-        saved["gate"] = np.multiply(g, out > 0, out=g if private else None)
-    return saved["gate"]
+        g = g * (xp.raw(out) > 0)
+    else:
+        g = np.multiply(g, out > 0, out=g if saved["g_is_private"] else None)
+    return _linear_vjp(xp, g, out, x, w, b, wanted=wanted)
 
 
 # Linear as one node: x @ W.T + b, so a layer costs one node forward and one backward.
-primitive("linear", _linear,
-          lambda xp, g, out, x, w, b=None: g @ w,
-          lambda xp, g, out, x, w, b=None: g.reshape(-1, w.shape[0]).T @ x.reshape(-1, w.shape[1]),
-          lambda xp, g, out, x, w, b: g.reshape(-1, w.shape[0]).sum(axis=0))
+primitive("linear", _linear, joint=_linear_vjp, arity=3)
 # relu(x @ W.T + b) as one node: the ReLU runs in place on the fresh product (nn.Sequential
-# fuses Linear followed by ReLU into it).
-primitive("linear_relu", _linear_relu,
-          lambda xp, g, out, x, w, b=None, saved=None: _relu_gate(xp, g, out, saved) @ w,
-          lambda xp, g, out, x, w, b=None, saved=None:
-              _relu_gate(xp, g, out, saved).reshape(-1, w.shape[0]).T @ x.reshape(-1, w.shape[1]),
-          lambda xp, g, out, x, w, b, saved=None:
-              _relu_gate(xp, g, out, saved).reshape(-1, w.shape[0]).sum(axis=0),
-          saves=True)
+# fuses Linear followed by ReLU into it). It saves nothing but asks for the engine's word on
+# whether g is private.
+primitive("linear_relu", _linear_relu, joint=_linear_relu_vjp, arity=3, saves=True)
 
 # reductions
 primitive("sum", lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),

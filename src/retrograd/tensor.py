@@ -57,9 +57,14 @@ class Node:
         self.out = out
         self.saved = saved
         self.out_vc = [0]
-        self.versions = [(a._vc, a._vc[0]) for a in args if isinstance(a, Tensor)]
-        self.edges = [(i, a) for i, a in enumerate(args)
-                      if isinstance(a, Tensor) and a.requires_grad]
+        self.versions = versions = []
+        self.edges = edges = []
+        for i, a in enumerate(args):
+            if isinstance(a, Tensor):
+                vc = a._vc
+                versions.append((vc, vc[0]))
+                if a.requires_grad:
+                    edges.append((i, a))
         # creation order: every node is made after the nodes of its inputs, so decreasing seq
         # is a topological order for the backward pass
         self.seq = next(_SEQUENCE)
@@ -262,9 +267,7 @@ class Tensor(TensorMethods):
     def backward(self, gradient=None, retain_graph=None, create_graph=False) -> None:
         """Accumulate d(self)/d(leaf) into each leaf's `.grad`; `gradient` is needed unless
         self is a scalar."""
-        from .engine import backward
-
-        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
+        _engine.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
 
     # ------------------------------------------------------------------ casting
     def to(self, dtype) -> Tensor:
@@ -380,5 +383,9 @@ def _graph_namespace() -> SimpleNamespace:
 
 
 GRAPH_NS = _graph_namespace()
+
+# The backward pass lives in engine.py, which builds on everything above; imported last so that
+# Tensor.backward needs no import statement per call.
+from . import engine as _engine  # noqa: E402
 
 __all__ = ["Tensor", "Parameter", "Node", "apply", "no_grad", "GRAPH_NS"]

@@ -56,7 +56,9 @@ def _checked_indices(name: str, target, input: Tensor, ignore_index: int):
         raise ValueError(f"{name}: target of shape {labels.shape} does not match input of shape "
                          f"{input.shape} (expected {expected})")
     n_classes = input.shape[1]
-    if labels.size == 0 or (labels.min() >= 0 and labels.max() < n_classes):
+    # one pass: seen as unsigned, a negative label is huge, so the max alone bounds them all
+    unsigned = labels.view(labels.dtype.str.replace("i", "u"))
+    if labels.size == 0 or np.maximum.reduce(unsigned, axis=None) < n_classes:
         return labels, not 0 <= ignore_index < n_classes  # every label is a class
     bad = (labels != ignore_index) & ((labels < 0) | (labels >= n_classes))
     if np.any(bad):

@@ -67,12 +67,16 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        states, update = self.state, self._update
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
+                grad = p.grad
+                if grad is None:
                     continue
-                state = self.state.setdefault(p, {})
-                self._update(p._data, p.grad._data, state, group)
+                state = states.get(p)
+                if state is None:
+                    state = states[p] = {}
+                update(p._data, grad._data, state, group)
                 p._vc[0] += 1  # graphs that saved the old value can no longer backward
         return loss
 
@@ -82,7 +86,9 @@ class Optimizer:
     def _scratch(self, param: np.ndarray, which: int = 0) -> np.ndarray:
         """A reusable work array shaped like `param` (`which` tells several apart), so updates
         allocate nothing per step; it is not optimizer state and is never saved."""
-        scratch = self.__dict__.setdefault("_scratch_arrays", {})
+        scratch = self.__dict__.get("_scratch_arrays")
+        if scratch is None:
+            scratch = self._scratch_arrays = {}
         key = (id(param), which)
         buf = scratch.get(key)
         if buf is None or buf.shape != param.shape or buf.dtype != param.dtype:
