@@ -298,3 +298,26 @@ def test_grad_takes_a_fresh_vjp_result_without_copying_and_copies_a_shared_one()
     assert a.grad._data is not b.grad._data
     a.grad._data += 1
     np.testing.assert_array_equal(b.grad.numpy(), [1.0, 1.0])
+
+
+def test_relu_gate_runs_in_place_on_a_private_gradient(monkeypatch):
+    """In a plain MLP each layer's incoming gradient is held by nothing else, so the engine
+    lets the fused Linear+ReLU gate it in place (the path the torch comparisons then check)."""
+    import dataclasses
+
+    from retrograd import ops
+
+    seen = []
+    joint = ops.PRIMITIVES["linear_relu"].joint
+
+    def spy(*args, g_private, **params):
+        seen.append(g_private)
+        return joint(*args, g_private=g_private, **params)
+
+    monkeypatch.setitem(ops.PRIMITIVES, "linear_relu",
+                        dataclasses.replace(ops.PRIMITIVES["linear_relu"], joint=spy))
+    nn = retrograd.nn
+    model = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 3))
+    x = retrograd.tensor(np.random.default_rng(0).standard_normal((6, 5)))
+    nn.functional.cross_entropy(model(x), retrograd.tensor([0, 1, 2, 0, 1, 2])).backward()
+    assert seen == [True, True]

@@ -100,14 +100,7 @@ def run_backward(roots, root_grads, *, targets=None, create_graph=False, retain_
                 _raise_modified(node)
             prim, params = node.prim, node.params
             if prim.saves:
-                saved = _hand_over(node, create_graph, retain_graph)
-                if saved is not None:
-                    # only an array that nothing else holds (not another node's pending
-                    # gradient, not a captured result, not a view) may be overwritten by the
-                    # VJPs; two references are this loop's variable and getrefcount's argument
-                    saved["g_is_private"] = (_refcount(g) == 2 and g.base is None
-                                             and g.flags.writeable)
-                params = {**params, "saved": saved}
+                params = {**params, "saved": _hand_over(node, create_graph, retain_graph)}
             if create_graph:
                 args, out = node.args, _wrap(node.out, True, node)
             else:
@@ -118,7 +111,13 @@ def run_backward(roots, root_grads, *, targets=None, create_graph=False, retain_
                          if (a if a._node is None else a._node) in needed]
             vjps = prim.vjps
             if prim.joint is not None:
-                joint = prim.joint(xp, g, out, *args, wanted=[i for i, _ in edges], **params)
+                # only an array that nothing else holds (not another node's pending gradient,
+                # not a captured result, not a view) may be overwritten by the VJP; the two
+                # references are this loop's variable and getrefcount's argument
+                private = (not create_graph and _refcount(g) == 2 and g.base is None
+                           and g.flags.writeable)
+                joint = prim.joint(xp, g, out, *args, wanted=[i for i, _ in edges],
+                                   g_private=private, **params)
             for i, a in edges:
                 child = a._node
                 if prim.joint is not None:

@@ -69,11 +69,12 @@ def primitive(name, forward, *vjps, elementwise=False, domain=None, variadic=Fal
     """Register a primitive in the table (see the module docstring for the VJP signature).
 
     Instead of one VJP per argument, a primitive may give one `joint` VJP for its `arity`
-    arguments, ``joint(xp, g, out, *args, wanted, **params)``, returning a tuple with the
-    gradient of each argument position in `wanted` (None elsewhere), the way torch's
+    arguments, ``joint(xp, g, out, *args, wanted, g_private, **params)``, returning a tuple
+    with the gradient of each argument position in `wanted` (None elsewhere), the way torch's
     autograd.Function.backward does: the backward then calls it once per node, and work the
-    gradients share (a ReLU's gate, a reshape) is done once. The per-argument VJPs are derived
-    from it.
+    gradients share (a ReLU's gate, a reshape) is done once. `g_private` is the engine's word
+    that nothing else holds the array g, which the VJP may then overwrite. The per-argument
+    VJPs are derived from it.
     """
     if name in PRIMITIVES:
         raise ValueError(f"primitive {name!r} is already defined")
@@ -88,7 +89,7 @@ def primitive(name, forward, *vjps, elementwise=False, domain=None, variadic=Fal
 def _one_of(joint: Callable, i: int) -> Callable:
     """The VJP of argument i alone, from a joint VJP."""
     def vjp(xp, g, out, *args, **params):
-        return joint(xp, g, out, *args, wanted=(i,), **params)[i]
+        return joint(xp, g, out, *args, wanted=(i,), g_private=False, **params)[i]
     return vjp
 
 
@@ -262,10 +263,10 @@ primitive("astype", lambda x, dtype: x.astype(dtype),
 primitive("matmul", np.matmul, _matmul_vjp_x, _matmul_vjp_y)
 def _linear_relu(x, weight, bias=None):
     out = _linear(x, weight, bias)
-    return np.maximum(out, 0, out=out), {}
+    return np.maximum(out, 0, out=out)
 
 
-def _linear_vjp(xp, g, out, x, w, b=None, *, wanted):
+def _linear_vjp(xp, g, out, x, w, b=None, *, wanted, g_private=False):
     """(d x, d W, d b) of x @ W.T + b for cotangent g; x may have leading batch axes."""
     gx = g @ w if 0 in wanted else None
     if g.ndim != 2:  # fold the batch axes: the weight's gradient sums over all of them
@@ -276,22 +277,21 @@ def _linear_vjp(xp, g, out, x, w, b=None, *, wanted):
     return gx, gw, (g.sum(axis=0) if 2 in wanted else None)
 
 
-def _linear_relu_vjp(xp, g, out, x, w, b=None, *, wanted, saved=None):
+def _linear_relu_vjp(xp, g, out, x, w, b=None, *, wanted, g_private=False):
     """The linear VJP of g where the ReLU passed its input, 0 elsewhere; the gate is applied
     in place when the engine says no one else holds g (as hand-written NumPy would)."""
-    if saved is None:
-        g = g * (xp.raw(out) > 0)
+    if g_private:
+        g = np.multiply(g, out > 0, out=g)
     else:
-        g = np.multiply(g, out > 0, out=g if saved["g_is_private"] else None)
+        g = g * (xp.raw(out) > 0)
     return _linear_vjp(xp, g, out, x, w, b, wanted=wanted)
 
 
 # Linear as one node: x @ W.T + b, so a layer costs one node forward and one backward.
 primitive("linear", _linear, joint=_linear_vjp, arity=3)
 # relu(x @ W.T + b) as one node: the ReLU runs in place on the fresh product (nn.Sequential
-# fuses Linear followed by ReLU into it). It saves nothing but asks for the engine's word on
-# whether g is private.
-primitive("linear_relu", _linear_relu, joint=_linear_relu_vjp, arity=3, saves=True)
+# fuses Linear followed by ReLU into it).
+primitive("linear_relu", _linear_relu, joint=_linear_relu_vjp, arity=3)
 
 # reductions
 primitive("sum", lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
