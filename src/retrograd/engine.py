@@ -179,7 +179,7 @@ def _root_gradient(t: Tensor, gradient) -> object:
             raise RuntimeError(
                 f"backward() on a tensor of shape {t.shape} needs a `gradient` of that shape; "
                 "a gradient is implied only for single-element (scalar) outputs such as a loss")
-        return np.ones(t._data.shape, t._data.dtype)
+        return np.ones(t._data.shape, t._data.dtype) if t.ndim else np.array(1, t._data.dtype)
     g = gradient._data if isinstance(gradient, Tensor) else np.asarray(gradient)
     if g.shape != t.shape:
         raise ValueError(f"gradient has shape {g.shape} but the tensor has shape {t.shape}")
