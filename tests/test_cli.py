@@ -63,7 +63,7 @@ def test_train_on_mnist1d_and_user_files(tmp_path, capsys):
 def test_the_readme_mnist1d_command_reaches_the_papers_mlp_accuracy(tmp_path, capsys):
     """The MNIST-1D paper's MLP reaches 68% test accuracy; so does the README's command."""
     out = tmp_path / "m1d"
-    args = ["train", "--data", "mnist1d", "--optimizer", "sgd", "--lr", "0.05",
+    args = ["train", "--data", "mnist1d", "--optimizer", "sgd", "--lr", "0.1",
             "--weight-decay", "1e-3", "--schedule", "cosine", "--epochs", "100",
             "--validation-fraction", "0", "--no-progress", "--out", str(out)]
     code, _, err = run(args, capsys)
