@@ -74,7 +74,6 @@ def run_backward(roots, root_grads, *, targets=None, create_graph=False, retain_
     Returns {tensor: gradient} for every leaf that requires grad (targets=None), or for the
     given target tensors, which may be leaves or intermediate results.
     """
-    xp = GRAPH_NS if create_graph else ARRAY_NS
     order = _topological_order([r._node for r in roots])
     needed = _needed(order, targets) if targets is not None else None
     capture = {t._node: t for t in targets if t._node is not None} if targets else None
@@ -84,61 +83,71 @@ def run_backward(roots, root_grads, *, targets=None, create_graph=False, retain_
         grads[node] = grads[node] + g if node in grads else g
     results: dict[Tensor, object] = {}
 
-    with set_grad_enabled(create_graph):
-        for node in order:
-            g = grads.pop(node, None)
-            if capture and g is not None and node in capture:
-                results[capture[node]] = g
-            if g is None or (needed is not None and node not in needed):
-                if not retain_graph:
-                    _release(node)
-                continue
-            for vc, version in node.versions:
-                if vc[0] != version:
-                    _raise_modified(node)
-            if node.out_vc[0] != 0:
-                _raise_modified(node)
-            prim, params = node.prim, node.params
-            if prim.saves:
-                params = {**params, "saved": _hand_over(node, create_graph, retain_graph)}
-            if create_graph:
-                args, out = node.args, _wrap(node.out, True, node)
-            else:
-                args, out = node.arrays, node.out
-            edges = node.edges
-            if needed is not None:
-                edges = [(i, a) for i, a in edges
-                         if (a if a._node is None else a._node) in needed]
-            vjps = prim.vjps
-            if prim.joint is not None:
-                # only an array that nothing else holds (not another node's pending gradient,
-                # not a captured result, not a view) may be overwritten by the VJP; the two
-                # references are this loop's variable and getrefcount's argument
-                private = (not create_graph and _refcount(g) == 2 and g.base is None
-                           and g.flags.writeable)
-                joint = prim.joint(xp, g, out, *args, wanted=[i for i, _ in edges],
-                                   g_private=private, **params)
-            for i, a in edges:
-                child = a._node
-                if prim.joint is not None:
-                    gi = joint[i]
-                elif prim.variadic:
-                    gi = vjps[0](xp, g, out, *args, **params, arg=i)
-                elif vjps[i] is None:
-                    continue
-                else:
-                    gi = vjps[i](xp, g, out, *args, **params)
-                data = a._data
-                if gi.shape != data.shape or gi.dtype != data.dtype:
-                    gi = _fit(gi, data, xp)
-                if child is None:
-                    results[a] = results[a] + gi if a in results else gi
-                else:
-                    grads[child] = grads[child] + gi if child in grads else gi
-            gi = g = joint = None  # no stale reference may make the next gradient look shared
+    if create_graph:
+        with set_grad_enabled(True):
+            _propagate(order, grads, results, needed, capture, True, retain_graph)
+    else:  # VJPs on arrays record nothing, whatever the grad mode
+        _propagate(order, grads, results, needed, capture, False, retain_graph)
+    return results
+
+
+def _propagate(order, grads, results, needed, capture, create_graph, retain_graph) -> None:
+    """The backward loop: each node's gradient `grads[node]` through its VJPs into its inputs'
+    entries (leaves: `results`), in topological order."""
+    xp = GRAPH_NS if create_graph else ARRAY_NS
+    for node in order:
+        g = grads.pop(node, None)
+        if capture and g is not None and node in capture:
+            results[capture[node]] = g
+        if g is None or (needed is not None and node not in needed):
             if not retain_graph:
                 _release(node)
-    return results
+            continue
+        for vc, version in node.versions:
+            if vc[0] != version:
+                _raise_modified(node)
+        if node.out_vc[0] != 0:
+            _raise_modified(node)
+        prim, params = node.prim, node.params
+        if prim.saves:
+            params = {**params, "saved": _hand_over(node, create_graph, retain_graph)}
+        if create_graph:
+            args, out = node.args, _wrap(node.out, True, node)
+        else:
+            args, out = node.arrays, node.out
+        edges = node.edges
+        if needed is not None:
+            edges = [(i, a) for i, a in edges
+                     if (a if a._node is None else a._node) in needed]
+        vjps, joint_vjp = prim.vjps, prim.joint
+        if joint_vjp is not None:
+            # only an array that nothing else holds (not another node's pending gradient,
+            # not a captured result, not a view) may be overwritten by the VJP; the two
+            # references are this loop's variable and getrefcount's argument
+            private = (not create_graph and _refcount(g) == 2 and g.base is None
+                       and g.flags.writeable)
+            joint = joint_vjp(xp, g, out, *args, wanted=[i for i, _ in edges],
+                              g_private=private, **params)
+        for i, a in edges:
+            child = a._node
+            if joint_vjp is not None:
+                gi = joint[i]
+            elif prim.variadic:
+                gi = vjps[0](xp, g, out, *args, **params, arg=i)
+            elif vjps[i] is None:
+                continue
+            else:
+                gi = vjps[i](xp, g, out, *args, **params)
+            data = a._data
+            if gi.shape != data.shape or gi.dtype != data.dtype:
+                gi = _fit(gi, data, xp)
+            if child is None:
+                results[a] = results[a] + gi if a in results else gi
+            else:
+                grads[child] = grads[child] + gi if child in grads else gi
+        gi = g = joint = None  # no stale reference may make the next gradient look shared
+        if not retain_graph:
+            _release(node)
 
 
 def _needed(order: list[Node], targets) -> set:
@@ -223,7 +232,10 @@ def backward(t: Tensor, gradient=None, *, retain_graph=None, create_graph=False)
             if _refcount(gi) != 2 or gi.base is not None or not gi.flags.writeable:
                 gi = gi.copy()
             gi = _wrap(gi)
-        _accumulate(leaf, gi)
+        if leaf.grad is None:
+            leaf.grad = gi
+        else:
+            _accumulate(leaf, gi)
 
 
 def _accumulate(leaf: Tensor, g: Tensor) -> None:

@@ -43,5 +43,4 @@ class SGD(Optimizer):
                 d = ahead
             else:
                 d = buf
-        step = np.multiply(d, group["lr"], out=self._scratch(param))
-        param -= step
+        param -= d * group["lr"]  # a temporary, as hand-written NumPy has: no lookup per step
