@@ -87,7 +87,7 @@ def _per_sample(v):
 def _reduced(loss: np.ndarray, reduce_by):
     """The per-sample losses, or their sum divided by `reduce_by` (1 for 'sum', the summed
     weights or the sample count for 'mean'): reducing inside the node saves two graph nodes."""
-    return loss if reduce_by is None else np.asarray(loss.sum() / reduce_by)
+    return loss if reduce_by is None else np.asarray(np.add.reduce(loss, axis=None) / reduce_by)
 
 
 def _index_coefficients(x, target, weight, ignore_index, smoothing, sample_weight):

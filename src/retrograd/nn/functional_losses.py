@@ -49,15 +49,17 @@ def _class_indices(name: str, target, input: Tensor, ignore_index: int) -> np.nd
 def _checked_indices(name: str, target, input: Tensor, ignore_index: int):
     """(labels, none_ignored): none_ignored is True when no label equals ignore_index."""
     labels = target._data if isinstance(target, Tensor) else np.asarray(target)
-    if labels.dtype.kind not in "iu":
+    kind = labels.dtype.kind
+    if kind not in "iu":
         raise TypeError(f"{name}: class-index targets must be integers, got dtype {labels.dtype}")
-    expected = input.shape[:1] + input.shape[2:]
+    shape = input._data.shape
+    expected = shape[:1] + shape[2:]
     if labels.shape != expected:
         raise ValueError(f"{name}: target of shape {labels.shape} does not match input of shape "
-                         f"{input.shape} (expected {expected})")
-    n_classes = input.shape[1]
+                         f"{shape} (expected {expected})")
+    n_classes = shape[1]
     # one pass: seen as unsigned, a negative label is huge, so the max alone bounds them all
-    unsigned = labels.view(labels.dtype.str.replace("i", "u"))
+    unsigned = labels.view(labels.dtype.str.replace("i", "u")) if kind == "i" else labels
     if labels.size == 0 or np.maximum.reduce(unsigned, axis=None) < n_classes:
         return labels, not 0 <= ignore_index < n_classes  # every label is a class
     bad = (labels != ignore_index) & ((labels < 0) | (labels >= n_classes))
