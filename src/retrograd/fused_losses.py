@@ -242,14 +242,15 @@ def softmax_cross_entropy_vjp(xp, g, out, x, target, weight=None, ignore_index=-
                               smoothing=0.0, gamma=0.0, sample_weight=None, reduce_by=None,
                               saved=None):
     """d loss / d x = g * (p * sum_c a - a), from the saved exp(x - max) in place."""
-    if reduce_by is not None:  # every sample's cotangent: a scalar
+    if reduce_by is not None:
+        # every sample's cotangent: a scalar, kept a Python float on arrays so that the factors
+        # below cost one vector operation instead of several
         g = float(g) / reduce_by if saved is not None else g / reduce_by
     if saved is None:
         return _vjp_recomputed(xp, g, x, target, weight, ignore_index, smoothing, gamma,
                                sample_weight)
-    e, total = saved["e"], saved["total"]
-    # the per-sample factor g * total / z in one vector operation when g and total are scalars
-    e *= _per_sample(g * total / saved["z"])
+    e = saved["e"]
+    e *= _per_sample(g * saved["total"] / saved["z"])
     if target.dtype.kind == "f":
         e -= _per_sample(g) * saved["a"]
         return e

@@ -2,7 +2,9 @@
 
 A primitive's forward maps ndarrays (plus keyword parameters such as `axis`) to one ndarray. Its
 vector-Jacobian products, one per positional argument, map the output's cotangent `g` to that
-argument's cotangent, with the signature ``vjp(xp, g, out, *args, **params)``.
+argument's cotangent, with the signature ``vjp(xp, g, out, *args, **params)``. A layer whose
+gradients share work (Linear, Linear + ReLU) gives one joint VJP for all its arguments instead
+(see `primitive`).
 
 Every VJP is written once, against `xp`: a namespace with one function per primitive. During a plain
 ``backward()`` the engine passes ``ARRAY_NS``, whose functions are the forwards themselves, and all
@@ -261,6 +263,8 @@ primitive("astype", lambda x, dtype: x.astype(dtype),
 
 # linear algebra
 primitive("matmul", np.matmul, _matmul_vjp_x, _matmul_vjp_y)
+
+
 def _linear_relu(x, weight, bias=None):
     out = _linear(x, weight, bias)
     return np.maximum(out, 0, out=out)

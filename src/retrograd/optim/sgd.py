@@ -27,8 +27,8 @@ class SGD(Optimizer):
 
     def _update(self, param: np.ndarray, grad: np.ndarray, state: dict, group: dict) -> None:
         momentum = group["momentum"]
-        d = self._direction(param, grad, group) if group["weight_decay"] or group["maximize"] \
-            else grad
+        plain = not (group["weight_decay"] or group["maximize"])
+        d = grad if plain else self._direction(param, grad, group)
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
