@@ -232,10 +232,7 @@ def backward(t: Tensor, gradient=None, *, retain_graph=None, create_graph=False)
             if _refcount(gi) != 2 or gi.base is not None or not gi.flags.writeable:
                 gi = gi.copy()
             gi = _wrap(gi)
-        if leaf.grad is None:
-            leaf.grad = gi
-        else:
-            _accumulate(leaf, gi)
+        _accumulate(leaf, gi)
 
 
 def _accumulate(leaf: Tensor, g: Tensor) -> None:
