@@ -300,6 +300,30 @@ def test_grad_takes_a_fresh_vjp_result_without_copying_and_copies_a_shared_one()
     np.testing.assert_array_equal(b.grad.numpy(), [1.0, 1.0])
 
 
+def test_grad_takes_a_transposed_fresh_result_and_copies_a_transposed_shared_one():
+    """A view is as good as its base when it covers the whole base and nothing else holds the
+    base (a column-major weight's gradient is the transpose of a fresh product); a transposed
+    view of an array that another leaf also receives must be copied."""
+    made = []
+
+    def fresh_transposed(xp, g, out, x):
+        base = np.ascontiguousarray(3 * g.T)
+        made.append(weakref.ref(base))
+        return base.T
+
+    triple = Primitive("triple", lambda x: 3 * x, (fresh_transposed,))
+    x = t64(np.arange(6.0).reshape(2, 3))
+    apply(triple, x).sum().backward()
+    assert x.grad._data.base is made[0]()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 3.0))
+
+    a, b = t64(np.ones((2, 3))), t64(np.ones((3, 2)))
+    (a.T + b).sum().backward()  # a's gradient is the transpose of the array b receives
+    assert not np.shares_memory(a.grad._data, b.grad._data)
+    b.grad._data += 1
+    np.testing.assert_array_equal(a.grad.numpy(), np.ones((2, 3)))
+
+
 def test_relu_gate_runs_in_place_on_a_private_gradient(monkeypatch):
     """In a plain MLP each layer's incoming gradient is held by nothing else, so the engine
     lets the fused Linear+ReLU gate it in place (the path the torch comparisons then check)."""

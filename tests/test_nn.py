@@ -102,6 +102,37 @@ def test_state_dict_shares_memory_like_torch():
     assert not r_sd["weight"].requires_grad and not t_sd["weight"].requires_grad
 
 
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
+def test_linear_weight_is_column_major_and_its_gradient_and_state_follow(optimizer):
+    """Linear keeps W column-major (x @ W.T is then a non-transposed BLAS product); its
+    gradient and the optimizer's state arrays take the same memory order, so every update
+    pass is contiguous, and the values still match torch's step for step."""
+    rng = np.random.default_rng(0)
+    x_np, y_np = rng.standard_normal((8, 5)), rng.integers(0, 3, 8)
+    r = nn.Linear(5, 3, dtype=np.float64)
+    t = torch.nn.Linear(5, 3).double()
+    t.load_state_dict({k: torch.tensor(v.numpy()) for k, v in r.state_dict().items()})
+    r.load_state_dict(t.state_dict())  # loading copies into the existing column-major array
+    assert r.weight._data.flags.f_contiguous and not r.weight._data.flags.c_contiguous
+    kwargs = {"lr": 0.1, "momentum": 0.9} if optimizer == "SGD" else {"lr": 0.1}
+    r_opt = getattr(retrograd.optim, optimizer)(r.parameters(), **kwargs)
+    t_opt = getattr(torch.optim, optimizer)(t.parameters(), **kwargs)
+    for _ in range(3):
+        for model, opt, F, tensor in ((r, r_opt, nn.functional, retrograd.from_numpy),
+                                      (t, t_opt, torch.nn.functional, torch.from_numpy)):
+            opt.zero_grad()
+            F.cross_entropy(model(tensor(x_np)), tensor(y_np)).backward()
+            opt.step()
+        assert r.weight.grad._data.flags.f_contiguous
+        np.testing.assert_allclose(r.weight.grad.numpy(), as_np(t.weight.grad), rtol=1e-12)
+        np.testing.assert_allclose(r.weight.numpy(), as_np(t.weight), rtol=1e-12)
+    assert r.weight._data.flags.f_contiguous
+    for name, value in r_opt.state[r.weight].items():
+        if isinstance(value, np.ndarray) and value.ndim == 2:
+            assert value.flags.f_contiguous, name
+            np.testing.assert_allclose(value, as_np(t_opt.state[t.weight][name]), rtol=1e-12)
+
+
 def _tied(M):
     class Tied(M.Module):
         def __init__(self):

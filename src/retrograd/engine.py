@@ -20,6 +20,17 @@ from .tensor import GRAPH_NS, Node, Tensor, _wrap
 _refcount = getattr(sys, "getrefcount", lambda _: 1 << 30)
 
 
+def _owns_memory(a: np.ndarray) -> bool:
+    """Whether `a` alone holds its memory: it has no base, or its base is a whole plain array
+    that only `a` refers to (a transposed fresh product, such as a column-major weight's
+    gradient). The base's three references: `a`'s, this frame's `base` and getrefcount's."""
+    base = a.base
+    if base is None:
+        return True
+    return (type(base) is np.ndarray and base.base is None and base.size == a.size
+            and _refcount(base) == 3)
+
+
 def _topological_order(roots: list[Node]) -> list[Node]:
     """Nodes reachable from `roots`, each before all of its inputs (iterative: any depth).
 
@@ -229,8 +240,8 @@ def backward(t: Tensor, gradient=None, *, retain_graph=None, create_graph=False)
         if not create_graph:
             # a `.grad` must own its array: copy unless it is fresh and held by nothing else,
             # such as another leaf's entry (two references: `gi` and getrefcount's argument)
-            if _refcount(gi) != 2 or gi.base is not None or not gi.flags.writeable:
-                gi = gi.copy()
+            if _refcount(gi) != 2 or not _owns_memory(gi) or not gi.flags.writeable:
+                gi = gi.copy(order="K")
             gi = _wrap(gi)
         _accumulate(leaf, gi)
 

@@ -275,10 +275,18 @@ def _linear_vjp(xp, g, out, x, w, b=None, *, wanted, g_private=False):
     gx = g @ w if 0 in wanted else None
     if g.ndim != 2:  # fold the batch axes: the weight's gradient sums over all of them
         g, x = g.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1])
-    gw = g.T @ x if 1 in wanted else None
+    if 1 in wanted:  # in the weight's memory order, so the optimizer's passes stay contiguous
+        gw = (x.T @ g).T if _column_major(w) else g.T @ x
+    else:
+        gw = None
     if b is None:
         return gx, gw
     return gx, gw, (g.sum(axis=0) if 2 in wanted else None)
+
+
+def _column_major(a) -> bool:
+    return type(a) is np.ndarray and a.ndim == 2 and a.flags.f_contiguous \
+        and not a.flags.c_contiguous
 
 
 def _linear_relu_vjp(xp, g, out, x, w, b=None, *, wanted, g_private=False):

@@ -183,6 +183,8 @@ def _cast_like(value, p: Tensor):
     """Floating state arrays take the parameter's dtype (as torch casts them); others are copied."""
     if isinstance(value, np.ndarray):
         if value.dtype.kind == "f" and value.shape == p.shape:
-            return value.astype(p.dtype)
+            out = np.empty_like(p._data)  # the parameter's memory order, for contiguous updates
+            np.copyto(out, value, casting="unsafe")
+            return out
         return value.copy()
     return copy.deepcopy(value)

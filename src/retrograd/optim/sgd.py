@@ -32,7 +32,7 @@ class SGD(Optimizer):
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = d.copy()  # d may be a scratch array
+                buf = state["momentum_buffer"] = np.copy(d)  # d may be scratch; keep its order
             else:
                 buf *= momentum
                 damp = 1 - group["dampening"]

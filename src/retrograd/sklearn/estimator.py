@@ -396,7 +396,7 @@ class MLPClassifier(TrainingMixin, ClassifierMixin, BaseEstimator):
         return nn.Sequential(*layers), linears
 
     def _store(self, linears) -> None:
-        self.coefs_ = [np.ascontiguousarray(lin.weight.numpy().T) for lin in linears]
+        self.coefs_ = [lin.weight.numpy().T.copy() for lin in linears]  # copies, never views
         self.intercepts_ = [lin.bias.numpy().copy() for lin in linears]
 
     def _logits(self, X, coefs, intercepts) -> np.ndarray:

@@ -49,7 +49,7 @@ class TrainingMixin:
             return 0.0
         total = 0.0
         for lin in linears:
-            w = lin.weight.numpy().reshape(-1)
+            w = lin.weight.numpy().ravel(order="K")  # a view, whatever the memory order
             total += float(np.dot(w, w))
         return 0.5 * self.alpha * total / weight_sum
 
@@ -174,7 +174,7 @@ class TrainingMixin:
                 self._no_improvement_count = 0
             if score > self.best_validation_score_:
                 self.best_validation_score_ = score
-                self._best_coefs = [np.ascontiguousarray(c) for c in coefs]
+                self._best_coefs = [c.copy() for c in coefs]  # copies, never views of W
                 self._best_intercepts = [b.copy() for b in intercepts]
         else:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
