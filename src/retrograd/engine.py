@@ -7,6 +7,7 @@ Tensors (`GRAPH_NS`) with grad mode on, so the gradients they return are differe
 
 from __future__ import annotations
 
+import operator
 import sys
 
 import numpy as np
@@ -20,13 +21,11 @@ from .tensor import GRAPH_NS, Node, Tensor, _wrap
 _refcount = getattr(sys, "getrefcount", lambda _: 1 << 30)
 
 
-def _owns_memory(a: np.ndarray) -> bool:
-    """Whether `a` alone holds its memory: it has no base, or its base is a whole plain array
-    that only `a` refers to (a transposed fresh product, such as a column-major weight's
-    gradient). The base's three references: `a`'s, this frame's `base` and getrefcount's."""
+def _owns_view(a: np.ndarray) -> bool:
+    """Whether the view `a` alone holds its memory: its base is a whole plain array that only
+    `a` refers to (a transposed fresh product, such as a column-major weight's gradient). The
+    base's three references: `a`'s, this frame's `base` and getrefcount's argument."""
     base = a.base
-    if base is None:
-        return True
     return (type(base) is np.ndarray and base.base is None and base.size == a.size
             and _refcount(base) == 3)
 
@@ -37,8 +36,8 @@ def _topological_order(roots: list[Node]) -> list[Node]:
     A node is always created after the nodes of its inputs, so sorting the reachable nodes by
     decreasing creation number is a topological order.
     """
-    seen = {id(node): node for node in roots}
-    stack = list(roots)
+    seen = set(roots)
+    stack = list(seen)
     while stack:
         node = stack.pop()
         if node.edges is None:
@@ -47,14 +46,13 @@ def _topological_order(roots: list[Node]) -> list[Node]:
                 "freed by the first backward; pass retain_graph=True to the first one")
         for _, a in node.edges:
             child = a._node
-            if child is not None and id(child) not in seen:
-                seen[id(child)] = child
+            if child is not None and child not in seen:
+                seen.add(child)
                 stack.append(child)
-    return sorted(seen.values(), key=_by_creation, reverse=True)
+    return sorted(seen, key=_CREATION, reverse=True)
 
 
-def _by_creation(node: Node) -> int:
-    return node.seq
+_CREATION = operator.attrgetter("seq")
 
 
 def _raise_modified(node: Node) -> None:
@@ -126,10 +124,11 @@ def _propagate(order, grads, results, needed, capture, create_graph, retain_grap
             args, out = node.args, _wrap(node.out, True, node)
         else:
             args, out = node.arrays, node.out
-        edges = node.edges
+        edges, wanted = node.edges, node.wanted
         if needed is not None:
             edges = [(i, a) for i, a in edges
                      if (a if a._node is None else a._node) in needed]
+            wanted = [i for i, _ in edges]
         vjps, joint_vjp = prim.vjps, prim.joint
         if joint_vjp is not None:
             # only an array that nothing else holds (not another node's pending gradient,
@@ -137,8 +136,7 @@ def _propagate(order, grads, results, needed, capture, create_graph, retain_grap
             # references are this loop's variable and getrefcount's argument
             private = (not create_graph and _refcount(g) == 2 and g.base is None
                        and g.flags.writeable)
-            joint = joint_vjp(xp, g, out, *args, wanted=[i for i, _ in edges],
-                              g_private=private, **params)
+            joint = joint_vjp(xp, g, out, *args, wanted=wanted, g_private=private, **params)
         for i, a in edges:
             child = a._node
             if joint_vjp is not None:
@@ -240,7 +238,8 @@ def backward(t: Tensor, gradient=None, *, retain_graph=None, create_graph=False)
         if not create_graph:
             # a `.grad` must own its array: copy unless it is fresh and held by nothing else,
             # such as another leaf's entry (two references: `gi` and getrefcount's argument)
-            if _refcount(gi) != 2 or not _owns_memory(gi) or not gi.flags.writeable:
+            if _refcount(gi) != 2 or (gi.base is not None and not _owns_view(gi)) \
+                    or not gi.flags.writeable:
                 gi = gi.copy(order="K")
             gi = _wrap(gi)
         _accumulate(leaf, gi)

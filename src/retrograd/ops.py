@@ -266,7 +266,9 @@ primitive("matmul", np.matmul, _matmul_vjp_x, _matmul_vjp_y)
 
 
 def _linear_relu(x, weight, bias=None):
-    out = _linear(x, weight, bias)
+    out = x @ weight.T  # _linear's body, not a call: this runs once per layer and step
+    if bias is not None:
+        out += bias
     return np.maximum(out, 0, out=out)
 
 
@@ -285,8 +287,8 @@ def _linear_vjp(xp, g, out, x, w, b=None, *, wanted, g_private=False):
 
 
 def _column_major(a) -> bool:
-    return type(a) is np.ndarray and a.ndim == 2 and a.flags.f_contiguous \
-        and not a.flags.c_contiguous
+    """A matrix laid out by columns (for a contiguous one: F- but not C-contiguous)."""
+    return type(a) is np.ndarray and a.ndim == 2 and a.strides[0] < a.strides[1]
 
 
 def _linear_relu_vjp(xp, g, out, x, w, b=None, *, wanted, g_private=False):

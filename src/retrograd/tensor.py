@@ -40,16 +40,16 @@ def set_default_dtype(dtype) -> None:
 class Node:
     """One recorded application of a primitive; its backward is the primitive's VJPs.
 
-    Everything backward needs is gathered once, here: the arrays behind the arguments, the
-    edges (argument position, tensor) along which gradients flow, and each argument's version
-    at record time.
+    Everything backward needs is gathered once, by `apply`: the arrays behind the arguments,
+    the edges (argument position, tensor) along which gradients flow, and each argument's
+    version at record time.
     """
 
     __slots__ = ("prim", "args", "arrays", "params", "out", "saved", "out_vc", "versions",
-                 "edges", "seq")
+                 "edges", "wanted", "seq")
 
     def __init__(self, prim: Primitive, args: tuple, arrays: list, params: dict,
-                 out: np.ndarray, saved=None):
+                 out: np.ndarray, saved, versions: list, edges: list, wanted: list):
         self.prim = prim
         self.args = args
         self.arrays = arrays
@@ -57,14 +57,9 @@ class Node:
         self.out = out
         self.saved = saved
         self.out_vc = [0]
-        self.versions = versions = []
-        self.edges = edges = []
-        for i, a in enumerate(args):
-            if isinstance(a, Tensor):
-                vc = a._vc
-                versions.append((vc, vc[0]))
-                if a.requires_grad:
-                    edges.append((i, a))
+        self.versions = versions  # (version counter, its value when recorded) per tensor arg
+        self.edges = edges  # (argument position, tensor) for each argument that requires grad
+        self.wanted = wanted  # those positions
         # creation order: every node is made after the nodes of its inputs, so decreasing seq
         # is a topological order for the backward pass
         self.seq = next(_SEQUENCE)
@@ -92,18 +87,29 @@ def apply(prim: Primitive, *args, **params) -> Tensor:
     Arguments that are not Tensors (ndarrays, Python scalars) are constants and pass through
     unchanged, so NumPy's weak Python-scalar promotion keeps float32 as float32.
     """
-    arrays = [a._data if isinstance(a, Tensor) else a for a in args]
+    # one pass over the arguments gathers everything a node needs
+    recording = _State.enabled
+    arrays, versions, edges, wanted = [], [], [], []
+    for i, a in enumerate(args):
+        if isinstance(a, Tensor):
+            arrays.append(a._data)
+            if recording:
+                vc = a._vc
+                versions.append((vc, vc[0]))
+                if a.requires_grad:
+                    edges.append((i, a))
+                    wanted.append(i)
+        else:
+            arrays.append(a)
     out = prim.forward(*arrays, **params)
     saved = None
     if prim.saves:
         out, saved = out
     if type(out) is not np.ndarray:
         out = np.asarray(out)
-    if _State.enabled:
-        for a in args:
-            if isinstance(a, Tensor) and a.requires_grad:
-                return _wrap(out, True, Node(prim, args, arrays, params, out, saved))
-    return _wrap(out)
+    if not edges:
+        return _wrap(out)
+    return _wrap(out, True, Node(prim, args, arrays, params, out, saved, versions, edges, wanted))
 
 
 def _to_array(data, dtype=None) -> np.ndarray:

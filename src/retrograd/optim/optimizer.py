@@ -5,6 +5,7 @@ does the bookkeeping, so each optimizer is a screen of code."""
 from __future__ import annotations
 
 import copy
+import functools
 
 import numpy as np
 
@@ -19,6 +20,7 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.state: dict[Tensor, dict] = {}
         self.param_groups: list[dict] = []
+        self._scratch_arrays: dict[tuple[int, int], np.ndarray] = {}  # see _scratch
         if isinstance(params, Tensor):
             raise TypeError("params must be an iterable of Tensors or of dicts, "
                             "got a single Tensor")
@@ -67,8 +69,9 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        states, update = self.state, self._update
+        states = self.state
         for group in self.param_groups:
+            update = self._group_update(group)
             for p in group["params"]:
                 grad = p.grad
                 if grad is None:
@@ -76,23 +79,26 @@ class Optimizer:
                 state = states.get(p)
                 if state is None:
                     state = states[p] = {}
-                update(p._data, grad._data, state, group)
+                update(p._data, grad._data, state)
                 p._vc[0] += 1  # graphs that saved the old value can no longer backward
         return loss
 
     def _update(self, param: np.ndarray, grad: np.ndarray, state: dict, group: dict) -> None:
         raise NotImplementedError
 
+    def _group_update(self, group: dict):
+        """The update of one parameter of `group`, called as f(param, grad, state). A subclass
+        may return a function with the group's settings already read: once per step, not once
+        per parameter."""
+        return functools.partial(self._update, group=group)
+
     def _scratch(self, param: np.ndarray, which: int = 0) -> np.ndarray:
         """A reusable work array shaped like `param` (`which` tells several apart), so updates
         allocate nothing per step; it is not optimizer state and is never saved."""
-        scratch = self.__dict__.get("_scratch_arrays")
-        if scratch is None:
-            scratch = self._scratch_arrays = {}
         key = (id(param), which)
-        buf = scratch.get(key)
+        buf = self._scratch_arrays.get(key)
         if buf is None or buf.shape != param.shape or buf.dtype != param.dtype:
-            buf = scratch[key] = np.empty_like(param)
+            buf = self._scratch_arrays[key] = np.empty_like(param)
         return buf
 
     def _only_group_params(self) -> list:

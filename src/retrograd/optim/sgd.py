@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .optimizer import Optimizer
@@ -25,23 +27,32 @@ class SGD(Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening")
 
+    _DESCENT_SETTINGS = ("lr", "momentum", "dampening", "nesterov")  # _descend's, in order
+
+    def _group_update(self, group: dict):
+        """Without weight decay or maximize the gradient itself is the direction: straight to
+        _descend, the group's settings read once per step."""
+        if group["weight_decay"] or group["maximize"]:
+            return functools.partial(self._update, group=group)
+        return functools.partial(self._descend, *(group[k] for k in self._DESCENT_SETTINGS))
+
     def _update(self, param: np.ndarray, grad: np.ndarray, state: dict, group: dict) -> None:
-        momentum = group["momentum"]
-        plain = not (group["weight_decay"] or group["maximize"])
-        d = grad if plain else self._direction(param, grad, group)
+        self._descend(*(group[k] for k in self._DESCENT_SETTINGS),
+                      param, self._direction(param, grad, group), state)
+
+    def _descend(self, lr: float, momentum: float, dampening: float, nesterov: bool,
+                 param: np.ndarray, d: np.ndarray, state: dict) -> None:
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = np.copy(d)  # d may be scratch; keep its order
             else:
                 buf *= momentum
-                damp = 1 - group["dampening"]
-                buf += d if damp == 1 else damp * d
-            if group["nesterov"]:
+                buf += d if dampening == 0 else (1 - dampening) * d
+            if nesterov:
                 ahead = np.multiply(buf, momentum, out=self._scratch(param, 3))
                 ahead += d
                 d = ahead
             else:
                 d = buf
-        step = np.multiply(d, group["lr"], out=self._scratch(param))
-        param -= step
+        param -= np.multiply(d, lr, out=self._scratch(param))
