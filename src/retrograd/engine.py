@@ -1,4 +1,5 @@
-"""The backward pass: iterative topological order, one VJP call per (node, input) edge.
+"""The backward pass: nodes newest first off a heap (any depth, no recursion), one VJP call per
+(node, input) edge.
 
 Without create_graph, VJPs run on raw ndarrays (`ARRAY_NS`): no tensor is wrapped and no node is
 made, so a plain backward costs what the hand-written NumPy would. With create_graph, they run on
@@ -7,6 +8,7 @@ Tensors (`GRAPH_NS`) with grad mode on, so the gradients they return are differe
 
 from __future__ import annotations
 
+import heapq
 import operator
 import sys
 
@@ -31,7 +33,8 @@ def _owns_view(a: np.ndarray) -> bool:
 
 
 def _topological_order(roots: list[Node]) -> list[Node]:
-    """Nodes reachable from `roots`, each before all of its inputs (iterative: any depth).
+    """Nodes reachable from `roots`, each before all of its inputs (iterative: any depth), for
+    `_needed`, which must see the whole graph before the backward runs.
 
     A node is always created after the nodes of its inputs, so sorting the reachable nodes by
     decreasing creation number is a topological order.
@@ -41,9 +44,7 @@ def _topological_order(roots: list[Node]) -> list[Node]:
     while stack:
         node = stack.pop()
         if node.edges is None:
-            raise RuntimeError(
-                "trying to backward through the graph a second time: its saved arrays were "
-                "freed by the first backward; pass retain_graph=True to the first one")
+            _raise_freed()
         for _, a in node.edges:
             child = a._node
             if child is not None and child not in seen:
@@ -53,6 +54,12 @@ def _topological_order(roots: list[Node]) -> list[Node]:
 
 
 _CREATION = operator.attrgetter("seq")
+
+
+def _raise_freed() -> None:
+    raise RuntimeError(
+        "trying to backward through the graph a second time: its saved arrays were "
+        "freed by the first backward; pass retain_graph=True to the first one")
 
 
 def _raise_modified(node: Node) -> None:
@@ -83,32 +90,47 @@ def run_backward(roots, root_grads, *, targets=None, create_graph=False, retain_
     Returns {tensor: gradient} for every leaf that requires grad (targets=None), or for the
     given target tensors, which may be leaves or intermediate results.
     """
-    order = _topological_order([r._node for r in roots])
-    needed = _needed(order, targets) if targets is not None else None
-    capture = {t._node: t for t in targets if t._node is not None} if targets else None
+    needed = capture = None
+    if targets is not None:
+        needed = _needed(_topological_order([r._node for r in roots]), targets)
+        capture = {t._node: t for t in targets if t._node is not None}
     grads: dict[Node, object] = {}  # pending gradient of each node's output
+    pending: list = []  # the nodes with a gradient, a heap by decreasing creation number
     for root, g in zip(roots, root_grads, strict=True):
         node = root._node
-        grads[node] = grads[node] + g if node in grads else g
+        if node in grads:
+            grads[node] = grads[node] + g
+        else:
+            grads[node] = g
+            heapq.heappush(pending, (-node.seq, node))
     results: dict[Tensor, object] = {}
 
     if create_graph:
         with set_grad_enabled(True):
-            _propagate(order, grads, results, needed, capture, True, retain_graph)
+            _propagate(pending, grads, results, needed, capture, True, retain_graph)
     else:  # VJPs on arrays record nothing, whatever the grad mode
-        _propagate(order, grads, results, needed, capture, False, retain_graph)
+        _propagate(pending, grads, results, needed, capture, False, retain_graph)
     return results
 
 
-def _propagate(order, grads, results, needed, capture, create_graph, retain_graph) -> None:
+def _propagate(pending, grads, results, needed, capture, create_graph, retain_graph) -> None:
     """The backward loop: each node's gradient `grads[node]` through its VJPs into its inputs'
-    entries (leaves: `results`), in topological order."""
+    entries (leaves: `results`).
+
+    Nodes run in decreasing creation number, taken from the heap `pending`, to which a node is
+    added when it first receives a gradient: every node that uses a node's output was created
+    after it, so by the time a node comes off the heap all of its gradient has arrived. Nodes
+    that no gradient reaches are never visited, and no separate graph traversal is needed.
+    """
     xp = GRAPH_NS if create_graph else ARRAY_NS
-    for node in order:
-        g = grads.pop(node, None)
-        if capture and g is not None and node in capture:
+    while pending:
+        node = heapq.heappop(pending)[1]
+        g = grads.pop(node)
+        if node.edges is None:
+            _raise_freed()
+        if capture and node in capture:
             results[capture[node]] = g
-        if g is None or (needed is not None and node not in needed):
+        if needed is not None and node not in needed:
             if not retain_graph:
                 _release(node)
             continue
@@ -152,8 +174,11 @@ def _propagate(order, grads, results, needed, capture, create_graph, retain_grap
                 gi = _fit(gi, data, xp)
             if child is None:
                 results[a] = results[a] + gi if a in results else gi
+            elif child in grads:
+                grads[child] = grads[child] + gi
             else:
-                grads[child] = grads[child] + gi if child in grads else gi
+                grads[child] = gi
+                heapq.heappush(pending, (-child.seq, child))
         gi = g = joint = None  # no stale reference may make the next gradient look shared
         if not retain_graph:
             _release(node)
