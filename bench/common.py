@@ -72,14 +72,13 @@ def import_retrograd():
     return retrograd
 
 
-def add_harness_args(parser, threads_help: str) -> None:
+def add_harness_args(parser, threads_help: str, pause: float = 0.0) -> None:
     """The options every benchmark shares: --threads, --seed, --pause, --keep-blas-env."""
     parser.add_argument("--threads", type=int, default=2, help=threads_help)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pause", type=float, default=0.0,
+    parser.add_argument("--pause", type=float, default=pause,
                         help="seconds of idle before each timed segment, to let the previous "
-                             "library's spinning threads sleep (default 0: made no difference "
-                             "on 2 cores)")
+                             f"library's spinning threads sleep (default {pause:g})")
     parser.add_argument("--keep-blas-env", action="store_true",
                         help="do not re-execute without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE")
 
@@ -103,7 +102,8 @@ def interleaved(names: Sequence[str], rounds: int, make_segment: Callable[[str, 
     """Seconds per timed segment, per implementation, interleaved round by round.
 
     make_segment(name, r) prepares round r of implementation `name` (untimed: converting data,
-    setting thread counts) and returns a callable that runs the segment; the order of the
+    setting thread counts) and returns a callable that runs the segment, or a pair (lead_in,
+    run) whose lead_in runs untimed just before run, after the pause; the order of the
     implementations is rotated from round to round. Rounds -warmup_rounds .. -1 run untimed
     first. Everything alive when this starts is exempted from the cyclic GC (gc.freeze), so the
     gc.collect() before each segment costs microseconds instead of tens of milliseconds.
@@ -117,9 +117,14 @@ def interleaved(names: Sequence[str], rounds: int, make_segment: Callable[[str, 
             k = r % len(names)
             for name in names[k:] + names[:k]:
                 segment = make_segment(name, r)
+                lead_in = None
+                if isinstance(segment, tuple):
+                    lead_in, segment = segment
                 gc.collect()
                 if pause:
                     time.sleep(pause)
+                if lead_in is not None:
+                    lead_in()
                 t0 = time.perf_counter()
                 segment()
                 dt = time.perf_counter() - t0

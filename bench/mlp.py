@@ -18,6 +18,10 @@ Methodology:
   every implementation on the same K batches, the order rotated from round to round. We report
   the median samples/s per implementation and the median of the per-round ratios (with their
   interquartile range), which cancels most of the drift of a shared, noisy machine.
+- Each timed segment starts settled: 50 ms idle (`--pause`), then one untimed step. PyTorch's
+  OpenMP workers spin for 10-30 ms after its last step; without this, the next implementation's
+  first step took 10-14 ms instead of 1.5 and the next six were 20-70% slower, and with the
+  rotation retrograd followed PyTorch in two rounds of three, NumPy in one.
 - NumPy's BLAS and torch both use 2 threads (`--threads`). OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
   slow NumPy's OpenBLAS down; if set, the script re-executes itself without them and says so.
   Flushing denormals to zero is left off (the default) for all three.
@@ -371,7 +375,10 @@ def bench_batch(pool, batch: int, steps: int, rounds: int, warmup: int, pause: f
         def run():
             for b in batches:
                 impl.step(b)
-        return run
+
+        def lead_in():  # wakes this implementation's threads and caches, untimed
+            impl.step(batches[0])
+        return lead_in, run
 
     times = common.interleaved(IMPLS, rounds, make_segment, pause=pause)
     return {name: [steps * batch / t for t in ts] for name, ts in times.items()}
@@ -481,7 +488,8 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="only profile retrograd's training step at the first batch size "
                              "with the first optimizer")
-    common.add_harness_args(parser, "BLAS threads for NumPy and torch threads (default 2)")
+    common.add_harness_args(parser, "BLAS threads for NumPy and torch threads (default 2)",
+                            pause=0.05)
     args = parser.parse_args(argv)
     if args.rounds < 1 or min(args.batch_sizes) < 1:
         parser.error("--rounds and --batch-sizes must be positive")
