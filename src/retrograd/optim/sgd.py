@@ -33,7 +33,7 @@ class SGD(Optimizer):
         """Without weight decay or maximize the gradient itself is the direction: straight to
         _descend, the group's settings read once per step."""
         if group["weight_decay"] or group["maximize"]:
-            return functools.partial(self._update, group=group)
+            return super()._group_update(group)
         return functools.partial(self._descend, *(group[k] for k in self._DESCENT_SETTINGS))
 
     def _update(self, param: np.ndarray, grad: np.ndarray, state: dict, group: dict) -> None:
