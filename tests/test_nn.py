@@ -127,10 +127,18 @@ def test_linear_weight_is_column_major_and_its_gradient_and_state_follow(optimiz
         np.testing.assert_allclose(r.weight.grad.numpy(), as_np(t.weight.grad), rtol=1e-12)
         np.testing.assert_allclose(r.weight.numpy(), as_np(t.weight), rtol=1e-12)
     assert r.weight._data.flags.f_contiguous
-    for name, value in r_opt.state[r.weight].items():
-        if isinstance(value, np.ndarray) and value.ndim == 2:
-            assert value.flags.f_contiguous, name
-            np.testing.assert_allclose(value, as_np(t_opt.state[t.weight][name]), rtol=1e-12)
+    saved = r_opt.state_dict()  # as a checkpoint file holds it: row-major arrays
+    for entry in saved["state"].values():
+        entry.update({k: np.ascontiguousarray(v) for k, v in entry.items()
+                      if isinstance(v, np.ndarray)})
+    reloaded = getattr(retrograd.optim, optimizer)(r.parameters(), **kwargs)
+    reloaded.load_state_dict(saved)  # loaded state takes W's memory order again
+    for opt in (r_opt, reloaded):
+        for name, value in opt.state[r.weight].items():
+            if isinstance(value, np.ndarray) and value.ndim == 2:
+                assert value.flags.f_contiguous, name
+                np.testing.assert_allclose(value, as_np(t_opt.state[t.weight][name]),
+                                           rtol=1e-12)
 
 
 def _tied(M):
