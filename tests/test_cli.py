@@ -218,7 +218,7 @@ def bad_csv(tmp_path, text):
     (lambda d: ["--data", bad_csv(d, "a,y\n1,0\nx,1\n")], "'x' is not a number"),
     (lambda d: ["--data", bad_csv(d, "a,y\n1,0\nnan,1\n")], "row 3"),
     (lambda d: ["--data", bad_csv(d, "a,y\n1,0\n2,0.5\n")], "0.5"),
-    (lambda d: ["--lr", "0"], "--lr must be > 0, got 0"),
+    (lambda d: ["--lr", "0"], "--lr must be a finite number > 0, got 0"),
     (lambda d: ["--lr", "-1"], "got -1"),
     (lambda d: ["--hidden", "0"], "[0]"),
     (lambda d: ["--label-smoothing", "1.5"], "1.5"),

@@ -127,7 +127,7 @@ class _blas_limited:
 
 def _run(out: str, quick: bool, only, log) -> list[dict]:
     from .. import random as _random
-    from ..train.job import check_writable
+    from ..train.run_folder import check_writable
     from .report import write_report
 
     log = log or (lambda message: None)
