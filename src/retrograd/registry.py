@@ -132,7 +132,10 @@ GENERIC_RECIPE = {"optimizer": "adam", "lr": 1e-3, "schedule": "none", "epochs":
                   "weight_decay": 0.0, "batch_size": 64, "validation_fraction": 0.1}
 
 RECIPES: dict[str, dict] = {
-    "digits": dict(GENERIC_RECIPE),
+    # without label smoothing (no longer a default), Adam 1e-3 for 30 epochs gave 96.4-97.2%;
+    # this recipe gives 97.5-98.1% on seeds 0-4 in about 1.5 s
+    "digits": {"optimizer": "sgd", "lr": 0.1, "schedule": "cosine", "epochs": 60,
+               "weight_decay": 1e-3, "batch_size": 32, "validation_fraction": 0.0},
     # the MNIST-1D paper's MLP reaches 68%; SGD + cosine + weight decay on the whole training
     # split reaches 71-72% on seeds 0-4 in about 4 s
     "mnist1d": {"optimizer": "sgd", "lr": 0.1, "schedule": "cosine", "epochs": 100,

@@ -33,7 +33,8 @@ def register(subparsers) -> None:
                     "on a discrete-action gymnasium environment, or play a saved one.")
     p.add_argument("--env", default=None, metavar="ENV_ID",
                    help="gymnasium id: CartPole-v1, Acrobot-v1, MountainCar-v0, "
-                        "LunarLander-v3 (with gymnasium[box2d]), ...")
+                        "LunarLander-v3 (with gymnasium[box2d]), ... (default: none; "
+                        "required to train)")
     p.add_argument("--episodes", type=int, default=None, metavar="N",
                    help=f"episodes to train (default {d.episodes}) or to play "
                         f"(default {PLAY_EPISODES})")
@@ -65,11 +66,12 @@ def register(subparsers) -> None:
                    help="replace the run already in --out (default: refuse)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--play", default=None, metavar="DIR",
-                   help="run the policy saved in DIR and report its mean return")
+                   help="run the policy saved in DIR and report its mean return (default: "
+                        "train instead)")
     p.add_argument("--greedy", action="store_true",
                    help="with --play: take the most probable action instead of sampling")
     p.add_argument("--gif", default=None, metavar="FILE",
-                   help="with --play: write an animation of the first episode")
+                   help="with --play: write an animation of the first episode (default: none)")
     p.set_defaults(handler=handle)
 
 

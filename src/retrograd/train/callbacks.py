@@ -99,6 +99,7 @@ class EarlyStopping(Callback):
         if value < self.best:
             self.best, self.best_epoch = value, loop.epoch
             self.best_weights = loop.snapshot()
+            loop.history.best_epoch = loop.epoch
         elif self.best_epoch is not None and loop.epoch - self.best_epoch >= self.patience:
             loop.stop = "early-stopping"
             loop.message = (f"no lower {self.monitor.replace('_', ' ')} for {self.patience} "
@@ -109,7 +110,8 @@ class EarlyStopping(Callback):
                 "interrupted", "non-finite"):
             return
         loop.model.load_state_dict(self.best_weights)
-        note = f"best epoch {self.best_epoch} restored"
+        note = f"best epoch {self.best_epoch} restored" if self.best_epoch != loop.epoch \
+            else f"the last epoch, {loop.epoch}, was the best"
         loop.message = f"{loop.message}, {note}" if loop.message else \
             f"training ended at epoch {loop.epoch}; {note}"
         loop.history.best_epoch = self.best_epoch

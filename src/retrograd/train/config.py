@@ -54,6 +54,10 @@ class TrainConfig:
             if values[key] is None and not (key == "lr" and self.optimizer is not None
                                             and self.optimizer != recipe["optimizer"]):
                 values[key] = value
+        if self.early_stopping is not None and self.validation_fraction is None and \
+                not values["validation_fraction"]:
+            # early stopping needs a validation split, which some recipes leave out
+            values["validation_fraction"] = registry.GENERIC_RECIPE["validation_fraction"]
         if values["lr"] is None and values["optimizer"] in registry.OPTIMIZERS:
             values["lr"] = registry.OPTIMIZERS[values["optimizer"]].default_lr
         return TrainConfig(**values)

@@ -177,7 +177,8 @@ class _Trainer(Callback):
     def snapshot_state(self, stopped: str | None, message: str) -> dict:
         return {
             "format": CHECKPOINT_FORMAT, "epoch": self.epoch, "config": self.config.to_dict(),
-            "model": {k: v.numpy() for k, v in self.model.state_dict().items()},
+            # copies: this dict outlives the epoch (mark() saves it again at the end)
+            "model": {k: v.numpy().copy() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "early_stopping": None if self.early_stopping is None
