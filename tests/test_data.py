@@ -388,3 +388,26 @@ def test_csv_saved_by_excel_with_a_byte_order_mark(tmp_path):
     path.write_bytes("\ufeff1,2\n3,4\n".encode())
     x, _ = D.read_features(str(path), 2, header=False)
     np.testing.assert_array_equal(x, [[1, 2], [3, 4]])
+
+
+def test_read_features_with_the_models_label_column_name(tmp_path):
+    """The model's label column (from training) is dropped when present, not required."""
+    features_only = write(tmp_path / "f.csv", "a,b\n1,2\n3,4\n")
+    x, y = D.read_features(features_only, 2, label_column="kind")
+    np.testing.assert_array_equal(x, [[1, 2], [3, 4]])
+    assert y is None
+    with pytest.raises(D.DataError, match=r"one more than the model's 1 features, but no "
+                                          r"column named 'kind'"):
+        D.read_features(features_only, 1, label_column="kind")
+    labeled = write(tmp_path / "l.csv", "kind,a,b\n1,2,3\n0,4,5\n")
+    x, y = D.read_features(labeled, 2, label_column="kind")
+    np.testing.assert_array_equal(x, [[2, 3], [4, 5]])
+    np.testing.assert_array_equal(y, [1, 0])
+
+
+def test_paths_may_be_pathlike(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(10)))
+    assert len(D.load_path(path).y_test) == 2
+    x, y = D.load_labeled(path)
+    assert x.shape == (10, 1) and D.read_features(path, 1)[1].shape == (10,)

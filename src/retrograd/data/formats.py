@@ -51,6 +51,7 @@ _ENCODING = "utf-8-sig"  # UTF-8, and a leading byte-order mark (Excel's "CSV UT
 def read_table(path: str, header: bool = True) -> tuple[list[str], np.ndarray]:
     """(column names, cells) of a CSV file: cells is float64 when every cell is a number, and
     str otherwise. Without a header the columns are named "column 1", "column 2"..."""
+    path = os.fspath(path)
     try:
         with open(path, newline="", encoding=_ENCODING) as f:
             first = [h.strip() for h in next(csv.reader(f), [])]
@@ -147,6 +148,7 @@ def read_labeled_csv(path: str, label_column: str | None = None,
                      class_names: Sequence[str] | None = None
                      ) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     """(features, labels, class names or None) from a CSV file with a header row."""
+    path = os.fspath(path)
     names, values = read_table(path)
     if len(names) < 2:
         raise DataError(f"{path}: a labeled CSV file needs feature columns and a label "
@@ -175,6 +177,7 @@ def read_csv_features(path: str) -> tuple[np.ndarray, list[str]]:
 
 def read_npz(path: str, required: Sequence[str] = ("x", "y")) -> dict[str, np.ndarray]:
     """name -> array of an NPZ archive (never unpickled), which must hold `required`."""
+    path = os.fspath(path)
     # np.load also reads .npy files and, refused here, pickles: an NPZ file is a zip archive
     if os.path.isfile(path) and not zipfile.is_zipfile(path):
         raise DataError(f"cannot read NPZ file {path}: it is not an NPZ (zip) archive")
@@ -195,6 +198,7 @@ _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f
 
 def read_idx(path: str) -> np.ndarray:
     """An IDX array (the MNIST format): magic 0, 0, type code, number of dimensions."""
+    path = os.fspath(path)
     opener = gzip.open if path.endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
@@ -245,6 +249,7 @@ def load_path(path: str, label_column: str | None = None, test_fraction: float =
     labels.MAX_CLASSES) or class names (Split.class_names, sorted; the test labels must be
     among the training ones). A split that would leave a class without a row on either side
     is refused (check_split_sizes)."""
+    path = os.fspath(path)
     name = os.path.basename(os.path.normpath(path))
     if os.path.isdir(path):
         x, y = idx_pair(path, "train")

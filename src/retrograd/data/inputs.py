@@ -16,7 +16,6 @@ from .formats import (
     column_labels,
     feature_matrix,
     idx_pair,
-    label_index,
     numeric_columns,
     read_labeled_csv,
     read_npz,
@@ -53,6 +52,7 @@ def load_labeled(path: str, label_column: str | None = None,
     class_names: the model's classes when it was trained on names (labels are looked up in
     it); None when it was trained on class indices. n_classes: the model's number of classes;
     a label at or above it is refused. At least one row; DataError (one line) otherwise."""
+    path = os.fspath(path)
     if os.path.isdir(path):
         if class_names is not None:
             raise DataError(f"{path}: IDX labels are numbers, but the model was trained on "
@@ -102,9 +102,11 @@ def read_features(path: str, n_features: int, header: bool = True,
     those plus a label column (dropped from x and returned as y, to report accuracy).
 
     CSV: with header=True the first row names the columns (a first row of numbers is refused:
-    it is data, read it with header=False); the label column is label_column, else the last
-    of n_features + 1 columns. NPZ: `x`, and `y` if present. Labels are read as in
+    it is data, read it with header=False); the label column is label_column when the file
+    has it (a file of exactly n_features columns needs none), else the last of n_features + 1
+    columns. NPZ: `x`, and `y` if present. Labels are read as in
     load_labeled (class_names, n_classes). DataError (one line) on any mismatch."""
+    path = os.fspath(path)
     if not os.path.exists(path):
         raise DataError(f"no such file: {path}")
     if path.endswith(".npz"):
@@ -123,8 +125,6 @@ def read_features(path: str, n_features: int, header: bool = True,
         return x, y
     if not (path.endswith(".csv") or path.endswith(".txt")):
         raise DataError(f"{path}: expected a .csv or .npz file")
-    if label_column is not None and not header:
-        raise DataError(f"{path}: label_column {label_column!r} needs a header row to find it")
     names, values = read_table(path, header)
     if header and _looks_like_data(names):
         shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
@@ -132,14 +132,19 @@ def read_features(path: str, n_features: int, header: bool = True,
                         "header; if the file has no header row, read it with header=False "
                         "(--no-header)")
     first_row = 2 if header else 1
-    if label_column is not None:
-        index = label_index(names, label_column, path)
+    if header and label_column is not None and label_column in names:
+        index = names.index(label_column)
         if len(names) - 1 != n_features:
             raise DataError(f"{path} has {len(names) - 1} feature columns besides the label "
                             f"column {label_column!r}, the model expects {n_features}")
     elif len(names) == n_features:
-        index = None
+        index = None  # features only (a model's label column need not be there)
     elif len(names) == n_features + 1:
+        if label_column is not None:  # the extra column is not the one named
+            raise DataError(f"{path} has {len(names)} columns, one more than the model's "
+                            f"{n_features} features, but " + (
+                                f"no column named {label_column!r} (the label)" if header
+                                else f"no header to find the label column {label_column!r}"))
         index = len(names) - 1
     else:
         raise DataError(f"{path} has {len(names)} columns, the model expects {n_features} "

@@ -114,8 +114,8 @@ def labels_from_array(y: np.ndarray, where: str, first_row: int = 1,
         text = y.astype(str)
         return labels_from_text(list(text), where, first_row, class_names, known_as)
     if class_names is not None:
-        raise DataError(f"{where}: labels are numbers, but {known_as} are class names "
-                        f"({', '.join(list(class_names)[:5])}...)")
+        shown = ", ".join(list(class_names)[:5]) + (", ..." if len(class_names) > 5 else "")
+        raise DataError(f"{where}: labels are numbers, but {known_as} are names ({shown})")
     return integer_labels(y, where, first_row), None
 
 

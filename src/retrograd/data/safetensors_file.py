@@ -12,6 +12,7 @@ in tests/test_safetensors.py compare the two on crafted and mutated files).
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 
@@ -235,6 +236,7 @@ def load_safetensors(path: str, expected: Mapping | None = None) -> dict[str, np
     `expected` (name -> (shape, dtype), or name -> array), also check_state against it.
 
     Any problem raises DataError (a ValueError) in one line naming the file and the problem."""
+    path = os.fspath(path)
     try:
         with open(path, "rb") as f:
             raw = f.read()

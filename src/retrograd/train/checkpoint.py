@@ -36,9 +36,21 @@ class CheckpointError(ValueError):
 
 # Temporary files are named .tmp-<host>-<pid>-<random>-<target>, so a later write can tell a
 # leftover of a killed writer (its process is gone) from a file another process is writing
-# right now (its process is alive: never touched). The host tag keeps a folder shared between
-# machines safe: a pid is only checked on the machine that owns it.
-_HOST = format(zlib.crc32(socket.gethostname().encode()), "08x")
+# right now (its process is alive: never touched). The host tag (machine name and, on Linux,
+# pid namespace) keeps a folder shared between machines or containers safe: a pid is only
+# checked where it means that process.
+
+
+def _host_tag() -> str:
+    ident = socket.gethostname()
+    try:
+        ident += f"/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:  # not Linux
+        pass
+    return format(zlib.crc32(ident.encode()), "08x")
+
+
+_HOST = _host_tag()
 _TEMP = re.compile(r"\.tmp-([0-9a-f]{8})-(\d+)-")
 # Before pids were in the name, temporaries were .tmp-<8 random chars><target>. Those carry no
 # owner, so only age can tell: a live write keeps its file's mtime fresh (every write() updates
@@ -241,6 +253,7 @@ def _read_arrays(raw: bytes) -> dict[str, np.ndarray]:
 def load_checkpoint(path: str) -> dict:
     """The dict saved by save_checkpoint, exactly; CheckpointError (one line naming the file)
     if it is missing, unreadable, damaged or not a checkpoint."""
+    path = os.fspath(path)
     try:
         with open(path, "rb") as f:
             raw = f.read()
