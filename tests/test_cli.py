@@ -109,7 +109,8 @@ def test_train_on_an_idx_folder_and_the_synthetic_sets(tmp_path, capsys):
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, capsys):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    base = ["--no-progress", "--hidden", "16", "--optimizer", "sgd", "--batch-size", "128"]
+    base = ["--no-progress", "--hidden", "16", "--optimizer", "sgd", "--batch-size", "128",
+            "--schedule", "none"]  # (a schedule is re-planned when --epochs extends a run)
     assert run(["train", "--out", str(whole), "--epochs", "4", *base], capsys)[0] == 0
     assert run(["train", "--out", str(parts), "--epochs", "2", *base], capsys)[0] == 0
     code, _, err = run(["train", "--out", str(parts), "--epochs", "4", "--resume", *base],
@@ -169,9 +170,12 @@ def test_evaluate_and_predict_reproduce_the_training_metrics(tmp_path, capsys):
     out = tmp_path / "run"
     assert run(["train", "--out", str(out), *FAST], capsys)[0] == 0
     trained = json.loads((out / "metrics.json").read_text())
-    code, stdout, _ = run(["evaluate", "--model", str(out)], capsys)
+    code, stdout, _ = run(["evaluate", "--model", str(out), "--json"], capsys)
     assert code == 0
-    assert json.loads(stdout)["test_accuracy"] == pytest.approx(trained["test_accuracy"])
+    assert json.loads(stdout)["accuracy"] == pytest.approx(trained["test_accuracy"])
+    code, stdout, _ = run(["evaluate", "--model", str(out)], capsys)
+    assert code == 0 and len(stdout.strip().splitlines()) == 1
+    assert stdout.startswith(f"accuracy {trained['test_accuracy']:.4f}, balanced accuracy")
     from retrograd.data import digits
 
     split = digits()
@@ -180,10 +184,26 @@ def test_evaluate_and_predict_reproduce_the_training_metrics(tmp_path, capsys):
         ",".join(str(v) for v in row) for row in split.x_test))
     code, stdout, err = run(["predict", "--model", str(out), "--data", str(features)], capsys)
     assert code == 0, err
-    rows = (out / "predictions.csv").read_text().strip().splitlines()
-    assert rows[0].startswith("row,prediction,p0") and len(rows) == len(split.y_test) + 1
+    rows = stdout.strip().splitlines()  # standard output: the run folder gets nothing
+    assert rows[0].startswith("row,prediction,p_0") and len(rows) == len(split.y_test) + 1
     predicted = np.array([int(r.split(",")[1]) for r in rows[1:]])
     assert np.mean(predicted == split.y_test) == pytest.approx(trained["test_accuracy"])
+    assert not (out / "predictions.csv").exists()
+    # --output writes the same CSV to a file
+    code, _, _ = run(["predict", "--model", str(out), "--data", str(features), "--output",
+                      str(tmp_path / "p.csv")], capsys)
+    assert code == 0 and (tmp_path / "p.csv").read_text().strip().splitlines() == rows
+    # evaluate --data FILE scores the whole file: every one of its rows
+    labeled = tmp_path / "labeled.csv"
+    labeled.write_text(",".join(f"f{i}" for i in range(64)) + ",y\n" + "\n".join(
+        ",".join(str(v) for v in row) + f",{c}" for row, c in zip(split.x_test[:20],
+                                                                    split.y_test[:20],
+                                                                    strict=True)))
+    code, stdout, _ = run(["evaluate", "--model", str(out), "--data", str(labeled), "--json"],
+                          capsys)
+    assert code == 0 and json.loads(stdout)["n_rows"] == 20
+    assert json.loads(stdout)["accuracy"] == pytest.approx(
+        np.mean(predicted[:20] == split.y_test[:20]))
 
 
 def test_lr_find_plots_and_suggests(tmp_path, capsys):

@@ -164,7 +164,7 @@ CASES = [
     (lambda d, r: ["predict", "--model", str(r), "--data", csv(d, "1,2\n3,4\n")],
      "--no-header"),
     (lambda d, r: ["predict", "--model", str(r), "--data", csv(d, "a,b,c,d,e\n1,2,3,4,5\n")],
-     "5 feature columns"),
+     "has 5 columns"),
     (lambda d, r: ["predict", "--model", str(r), "--data", csv(d, "a,b\n1,2\n"),
                    "--output", str(r / "model.safetensors")], "model.safetensors"),
     (lambda d, r: ["predict", "--model", str(r), "--data", csv(d, "a,b\n1,2\n"),

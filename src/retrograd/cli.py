@@ -248,21 +248,17 @@ def cmd_evaluate(args) -> int:
 
     run = load_run(args.model)
     description = run.description
-    if args.data is None:
-        source = description["data"]
+    if args.data is None or args.data in D.EMBEDDED:
+        source = args.data or description["data"]
         split = D.load(source, description.get("label_column"))
         x, y, what = split.x_test, split.y_test, f"the test split of {source}"
     else:
         source = args.data
         x, y = D.load_labeled(source, args.label_column or description.get("label_column"),
-                              class_names=description.get("class_names"))
+                              class_names=description.get("class_names"),
+                              n_classes=description["n_classes"])
         what = f"all {len(y)} rows of {source}"
     _check_width(x.shape[1], run.n_features, source)
-    if len(y) == 0:
-        raise ValueError(f"--data {source}: no labeled rows to evaluate")
-    if y.max(initial=0) >= run.description["n_classes"]:
-        raise ValueError(f"--data {source}: label {int(y.max())} is not a class of the model "
-                         f"(it has {run.description['n_classes']})")
     probs = run.predict_proba(x)
     report = metrics.classification_report(probs, y)
     result = {"data": source, "n_rows": int(len(y)),
@@ -291,10 +287,15 @@ def cmd_predict(args) -> int:
     run = load_run(args.model)
     if args.output is not None:
         _refuse_run_file(args.output, args.model)
-        check_writable(os.path.dirname(os.path.abspath(args.output)), "--output")
+        folder = os.path.dirname(os.path.abspath(args.output))
+        if not os.path.isdir(folder):
+            raise ValueError(f"--output {args.output}: the folder {folder} does not exist")
+        check_writable(folder, "--output")
     x, _ = D.read_features(args.data, run.n_features, header=not args.no_header,
-                           label_column=args.label_column,
-                           class_names=run.description.get("class_names"))
+                           label_column=args.label_column
+                           or run.description.get("label_column"),
+                           class_names=run.description.get("class_names"),
+                           n_classes=run.description["n_classes"])
     probs = run.predict_proba(x)
     names = run.class_names
     lines = ["row,prediction," + ",".join(f"p_{name}" for name in names)]

@@ -59,7 +59,7 @@ class Prepared:
 
     @property
     def class_names(self) -> list[str] | None:
-        return getattr(self.split, "class_names", None)
+        return self.split.class_names
 
 
 def prepare(config: TrainConfig) -> Prepared:
@@ -71,13 +71,13 @@ def prepare(config: TrainConfig) -> Prepared:
         raise ValueError(f"{config.data}: the training data has a single class")
     x_tr, y_tr, x_val, y_val = split.x_train, split.y_train, None, None
     if config.validation_fraction:
+        # every class on both sides, or the validation metrics would count zero rows
+        D.check_split_sizes(split.y_train, config.validation_fraction,
+                            f"--validation-fraction {config.validation_fraction:g} of the "
+                            f"training split of {config.data}", "validation",
+                            split.class_names)
         x_tr, y_tr, x_val, y_val = D.datasets.stratified_split(
             split.x_train, split.y_train, config.validation_fraction, seed=config.seed)
-        if len(y_val) == 0 or len(np.unique(y_tr)) < 2:
-            raise ValueError(
-                f"--validation-fraction {config.validation_fraction:g}: the {len(split.y_train)} "
-                f"training rows of {config.data} split into {len(y_tr)} for training and "
-                f"{len(y_val)} for validation; give more data or --validation-fraction 0")
     standardizer = D.Standardizer().fit(x_tr)
     return Prepared(config, split, standardizer, standardizer.transform(x_tr), y_tr,
                     None if x_val is None else standardizer.transform(x_val), y_val)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import nn
+from ..data import load_safetensors
 from ..functions import tensor
 from ..grad_mode import no_grad
 from . import checkpoint as ckpt
@@ -108,25 +109,10 @@ def load_run(folder: str) -> SavedRun:
     if description.get("format") != MODEL_FORMAT:
         raise ValueError(f"{where}: model.json has format {description.get('format')!r}, "
                          f"expected {MODEL_FORMAT!r}")
-    expected = {k: (tuple(v.shape), v.numpy().dtype) for k, v in model.state_dict().items()}
     path = os.path.join(folder, "model.safetensors")
-    try:
-        weights = ckpt.load_safetensors(path)
-    except FileNotFoundError:
-        raise ValueError(f"{where} has no model.safetensors") from None
-    _check_weights(weights, expected, path)
+    if not os.path.isfile(path):
+        raise ValueError(f"{where} has no model.safetensors")
+    weights = load_safetensors(path, expected=model.state_dict())
     model.load_state_dict(weights)
     model.eval()
     return SavedRun(folder, model, description, mean, std)
-
-
-def _check_weights(weights: dict, expected: dict, path: str) -> None:
-    """ValueError listing every missing, unexpected or mis-shaped tensor."""
-    problems = [f"missing {k}" for k in expected if k not in weights]
-    problems += [f"unexpected {k}" for k in weights if k not in expected]
-    for k, (shape, dtype) in expected.items():
-        if k in weights and (weights[k].shape != shape or weights[k].dtype != dtype):
-            problems.append(f"{k} is {weights[k].dtype} {list(weights[k].shape)}, the model "
-                            f"needs {dtype} {list(shape)}")
-    if problems:
-        raise ValueError(f"{path} does not match model.json: {'; '.join(problems)}")
