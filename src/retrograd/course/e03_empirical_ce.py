@@ -86,7 +86,7 @@ def table(m: dict) -> list[tuple[str, str]]:
          arrow(m["rmse"][0], m["rmse"][-1]) + " nats"),
         ("slope of log RMSE against log $N$",
          f"{num(m['rmse_slope_vs_log_n'])} (theory −0.5; accepted "
-         f"{m['slope_range'][0]:g} to {m['slope_range'][1]:g})"),
+         f"{num(m['slope_range'][0])} to {num(m['slope_range'][1])})"),
         ("RMSE $·\\sqrt{N}/σ$, mean over $N$",
          f"{num(m['rmse_sqrt_n_over_sigma'])} (theory 1; accepted {m['ratio_range'][0]:g} to "
          f"{m['ratio_range'][1]:g})"),

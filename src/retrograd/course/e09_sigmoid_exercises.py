@@ -112,7 +112,7 @@ def table(m: dict) -> list[tuple[str, str]]:
         ("largest |autograd − closed form| for $o ∈ [−12, 12]$: BCE ($y$ = 0, 1), MSE "
          "($y$ = 0, 1)", ", ".join(sci(e[k]) for k in ("bce_y0", "bce_y1", "mse_y0", "mse_y1"))
          + f" (tolerance {sci(m['formula_tolerance'], 1)})"),
-        (f"gradient at the saturated logit $o$ = {m['saturated_logit']:g}, $y$ = 1: BCE / MSE",
+        (f"gradient at the saturated logit $o$ = {num(m['saturated_logit'])}, $y$ = 1: BCE / MSE",
          f"{num(m['grad_bce_at_saturation'])} / {sci(m['grad_mse_at_saturation'])}"),
         ("MSE's gradient over BCE's there", sci(m["mse_over_bce_gradient"])),
         ("training runs", f"logistic regression started at $o = −8(x_0 + x_1)$, full-batch "

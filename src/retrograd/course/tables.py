@@ -16,6 +16,7 @@ def sci(x: float, digits: int = 2) -> str:
     if x == 0 or not math.isfinite(x):
         return num(x)
     mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+    mantissa = mantissa.replace("-", "\u2212")
     return f"{mantissa} \u00d7 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
 
 

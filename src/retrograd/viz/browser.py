@@ -46,8 +46,8 @@ class Chromium:
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
         # the protocol's fixed descriptors, 3 (commands in) and 4 (answers out), set by the
-        # shell's redirections, which survive its exec
-        command = ["/bin/sh", "-c", f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w}',
+        # shell's redirections, which survive its exec (bash: dash takes one-digit fds only)
+        command = ["/bin/bash", "-c", f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w}',
                    binary or find_chromium(), *_FLAGS, f"--user-data-dir={self._profile}",
                    "about:blank"]
         self._process = subprocess.Popen(

@@ -85,7 +85,7 @@ FORMULAS: dict[str, Formula] = {
                         r"\bar x = g \odot \sigma(x)"),
     "softmax_cross_entropy": Formula(
         "Softmax+CrossEntropy", ("logits", "target"),
-        "softmax, log, pick the target class, mean over the batch",
+        "softmax, −log of the target class's probability, the batch reduction",
         r"L = -\frac{1}{N} \sum_n \log p_{n,\hat c_n}, \quad p_n = \operatorname{softmax}(o_n)",
         r"\bar o = g\, \frac{p - \operatorname{onehot}(\hat c)}{N}"),
     "bce_with_logits": Formula(

@@ -131,11 +131,14 @@ def _reachable(root_node) -> list:
     return sorted(seen, key=lambda n: n.seq)
 
 
+_QUIET_DEFAULTS = ("smoothing", "gamma", "keepdims")  # printed only when set
+
+
 def _params_text(params: dict) -> str:
     """The node's non-tensor parameters worth printing (axis=1, reduce_by=4)."""
     shown = []
     for key, value in params.items():
-        if value is None or key in ("saved",):
+        if value is None or (key in _QUIET_DEFAULTS and not value):
             continue
         if isinstance(value, np.ndarray):
             value = f"array{tuple(value.shape)}" if value.size > 4 else np.round(
@@ -305,15 +308,16 @@ def graph(tensor_or_loss, params=None, show_values: bool = True) -> Graph:
                 edges.append(Edge(source, node_ids[node], i, role, list(a.shape)))
             elif isinstance(a, np.ndarray) and a.ndim > 0:
                 arrays.append(a)
-                cid = f"c{len(vertices)}"
+                cid = f"c{sum(v.kind == 'constant' for v in vertices)}"
                 vertices.append(Vertex(cid, "constant", role, list(a.shape), str(a.dtype),
                                        summary=summarize(a, show_values)))
                 edges.append(Edge(cid, node_ids[node], i, role, list(a.shape)))
             else:
                 arrays.append(a)
-        detail = _params_text({**{f"arg{i}": a for i, a in enumerate(node.args)
-                                  if not isinstance(a, (Tensor, np.ndarray)) and a is not None},
-                               **node.params})
+        constants = {(form.args[i] if i < len(form.args) else f"arg{i}"): a
+                     for i, a in enumerate(node.args)
+                     if not isinstance(a, (Tensor, np.ndarray)) and a is not None}
+        detail = _params_text({**constants, **node.params})
         vertices.append(Vertex(node_ids[node], "op", form.title, list(node.out.shape),
                                str(node.out.dtype), prim=node.prim.name, seq=node.seq,
                                detail=detail, requires_grad=True,

@@ -8,7 +8,7 @@ script every step is shown, one after the other, so the page still reads as a do
 
 from __future__ import annotations
 
-import itertools
+import hashlib
 from html import escape
 
 from .dot import shape_text
@@ -16,7 +16,6 @@ from .formulas import NOTATION, formula_for
 from .layout import BOX_H, BOX_W, layout
 from .mathml import mathml
 
-_UIDS = itertools.count()
 # TeX with backslashes stays outside f-string expressions (Python 3.11)
 _C_HAT, _NLL = r"\hat c", r"-\log p_{\hat c}"
 _GRAD_P, _UPSTREAM = r"(p - \operatorname{onehot})/N", r"g = \partial L / \partial y"
@@ -293,7 +292,8 @@ def _backward_step(graph, step, j, by_id, back_step_of) -> str:
 
 def fragment(graph, title: str = "") -> str:
     """One stepper: the graph's drawing, the controls and one section per step."""
-    uid = f"rg{next(_UIDS)}"
+    # ids unique within a page (two steppers in one report), the same for the same graph
+    uid = "rg" + hashlib.sha1((graph.dot() + title).encode()).hexdigest()[:10]
     by_id = {v.id: v for v in graph.vertices}
     forward = graph.operations
     step_of = {v.id: k for k, v in enumerate(forward, 1)}
