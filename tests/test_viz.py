@@ -207,6 +207,12 @@ def test_observing_reports_each_node_once_newest_first_with_torchs_gradients():
         with engine.observing(lambda node, grad: 1 / 0):
             (rg.tensor([1.0], requires_grad=True) * 2).sum().backward()
     assert engine._OBSERVERS == []  # removed even when the block raised
+    # under create_graph the gradient handed over is a Tensor (of the graph being built)
+    x = rg.tensor([1.0, 2.0], requires_grad=True)
+    kinds = []
+    with engine.observing(lambda node, grad: kinds.append((node.prim.name, type(grad)))):
+        rg.autograd.grad((x ** 3).sum(), x, create_graph=True)
+    assert kinds == [("sum", rg.Tensor), ("pow", rg.Tensor)]
 
 
 def test_mathml_is_well_formed_and_structured():

@@ -172,8 +172,8 @@ def _figure(g, is_true, worked, out_dir) -> str:
 
 EXPERIMENT = Experiment(
     8, "softmax-ce-gradient",
-    "The gradient of softmax + cross-entropy w.r.t. the logits is p - one_hot, in [-1, 1]: "
-    "p = 0.8 for the true class gives -0.2, p = 0.4 for another class gives 0.4.",
+    "The gradient of softmax + cross-entropy w.r.t. the logits is $p − \\operatorname{onehot}(ĉ)$"
+    ", in [−1, 1]: $p = 0.8$ for the true class gives −0.2, $p = 0.4$ for another class gives 0.4.",
     "cost = -log p_c = -o_c + log sum_i e^(o_i);   d cost / d o_i = p_i - delta_(i,c),  "
     "i.e. grad_o cost = p - one_hot(c) in [-1, 1]",
     run,

@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import platform
+import re
 from html import escape
 
 from ..viz.mathml import inline_math, mathml
@@ -106,7 +107,10 @@ def _text(text: str) -> str:
 
 
 def _plain(text: str) -> str:
-    return text.replace("$", "")
+    """Text for an attribute (an image's alt): the math's TeX marks dropped, θ_{ij} -> θ_ij."""
+    text = re.sub(r"\\(?:operatorname|text|mathrm|mathbf)\{([^}]*)\}", r"\1", text)
+    text = re.sub(r"\\[,;:!]", " ", text)
+    return re.sub(r"[${}]", "", text)
 
 
 def _summary_table(entries: list[dict]) -> str:
