@@ -26,7 +26,7 @@ EXIT_TERMINATED = 143
 # Subcommands that live beside their subsystem: each module has `register(subparsers)`, which adds
 # its parser with `set_defaults(handler=fn)`, fn(args) -> exit status. Their imports stay lazy.
 PLUGIN_COMMANDS = tuple(
-    name for name in ("retrograd.rl.command", "retrograd.course.command")
+    name for name in ("retrograd.rl.command", "retrograd.course.command", "retrograd.viz.command")
     if importlib.util.find_spec(name.rpartition(".")[0]) is not None
     and importlib.util.find_spec(name) is not None)
 

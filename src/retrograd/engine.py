@@ -8,6 +8,7 @@ Tensors (`GRAPH_NS`) with grad mode on, so the gradients they return are differe
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import operator
 import sys
@@ -54,6 +55,22 @@ def _topological_order(roots: list[Node]) -> list[Node]:
 
 
 _CREATION = operator.attrgetter("seq")
+
+# --- viz hook (issue 18; reconcile with the engine rewrite): observers of the backward ---------
+_OBSERVERS: list = []
+
+
+@contextlib.contextmanager
+def observing(callback):
+    """While active, the backward calls callback(node, grad) for each node it runs, in the
+    order it runs them, just before the node's VJP (grad: the gradient of the node's output, an
+    ndarray, or a Tensor under create_graph; the callback must not modify it)."""
+    _OBSERVERS.append(callback)
+    try:
+        yield callback
+    finally:
+        _OBSERVERS.remove(callback)
+# --- end of the viz hook ---------------------------------------------------------------------
 
 
 def _raise_freed() -> None:
@@ -139,6 +156,9 @@ def _propagate(pending, grads, results, needed, capture, create_graph, retain_gr
                 _raise_modified(node)
         if node.out_vc[0] != 0:
             _raise_modified(node)
+        if _OBSERVERS:  # viz hook (issue 18)
+            for observe in _OBSERVERS:
+                observe(node, g)
         prim, params = node.prim, node.params
         if prim.saves:
             params = {**params, "saved": _hand_over(node, create_graph, retain_graph)}
