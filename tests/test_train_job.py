@@ -369,3 +369,17 @@ def test_threads_option_limits_blas_during_training(tmp_path, monkeypatch):
     assert seen == [1, 1]
     assert threads.default_threads(2, [8], 64) == 1
     assert threads.step_work(784, [1024, 1024], 256) > threads.MULTI_THREAD_WORK
+
+
+def test_train_graph_writes_the_stepper_of_one_batch(tmp_path, capsys):
+    """--graph: graph.html holds the recorded graph of the trained model on one batch: the
+    fused Linear+ReLU nodes and the softmax-cross-entropy node, parameters by state_dict key."""
+    out = tmp_path / "run"
+    code, _, err = run(["train", "--data", "spirals", "--hidden", "8", "8", "--epochs", "1",
+                        "--graph", "--no-progress", "--out", str(out)], capsys)
+    assert code == 0, err
+    page = (out / "graph.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "http://" not in page.replace(
+        "http://www.w3.org", "")
+    for name in ("0.weight", "2.weight", "4.bias", "linear_relu", "cross_entropy"):
+        assert name in page, name

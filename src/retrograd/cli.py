@@ -26,7 +26,8 @@ EXIT_TERMINATED = 143
 # Subcommands that live beside their subsystem: each module has `register(subparsers)`, which adds
 # its parser with `set_defaults(handler=fn)`, fn(args) -> exit status. Their imports stay lazy.
 PLUGIN_COMMANDS = tuple(
-    name for name in ("retrograd.rl.command", "retrograd.course.command", "retrograd.viz.command")
+    name for name in ("retrograd.rl.command", "retrograd.course.command",
+                      "retrograd.viz.command")
     if importlib.util.find_spec(name.rpartition(".")[0]) is not None
     and importlib.util.find_spec(name) is not None)
 
@@ -34,7 +35,7 @@ PLUGIN_COMMANDS = tuple(
 EXTRAS = {"train": ("sklearn", "mnist1d", "tqdm", "matplotlib"),
           "rl": ("gymnasium", "tqdm", "matplotlib")}
 COMMAND_EXTRA = {"train": "train", "evaluate": "train", "predict": "train", "lr-find": "train",
-                 "course": "train", "rl": "rl"}
+                 "course": "train", "graph": "train", "rl": "rl"}
 
 
 class UsageError(Exception):
@@ -146,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "recipe (printed at the start).")
     _add_model_options(train, training=True)
     _add_output_options(train, "an existing run is never replaced unless --overwrite")
+    train.add_argument("--graph", action="store_true",
+                       help="also write graph.html: the computation graph of one training "
+                            "batch, with a stepper through its backward pass (default: off)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its checkpoint, with its saved "
                             "settings (only --epochs may change)")
@@ -218,7 +222,7 @@ def cmd_train(args) -> int:
     from .train.job import run
 
     result = run(_options(args), given=_given(args), out=args.out, resume=args.resume,
-                 overwrite=args.overwrite, progress=not args.no_progress,
+                 overwrite=args.overwrite, progress=not args.no_progress, graph=args.graph,
                  log=lambda m: print(m, file=sys.stderr))
     if result["note"]:
         print(f"{result['note']}; run folder {result['out']}")

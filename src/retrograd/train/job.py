@@ -254,13 +254,14 @@ class _Trainer(Callback):
 
 def run(options: TrainConfig, *, given: dict | None = None, out: str | None = None,
         resume: bool = False, overwrite: bool = False, progress: bool = True,
-        log=print) -> dict:
+        graph: bool = False, log=print) -> dict:
     """Train and write the run folder; returns the metrics written to metrics.json, plus "out"
     (the folder) and "note" (set when a finished run was resumed: what was done instead).
 
     options: the user's settings, None where not given (the dataset's recipe fills those in);
     given: the options named on the command line (default: every option that is not None),
-    which a resume compares with the saved run's.
+    which a resume compares with the saved run's. graph: also write graph.html (the graph of
+    one training batch, with a backward stepper).
     """
     if given is None:
         given = {k: v for k, v in options.to_dict().items() if v is not None}
@@ -268,7 +269,7 @@ def run(options: TrainConfig, *, given: dict | None = None, out: str | None = No
         raise ValueError("--resume continues the run in --out, --overwrite replaces it: "
                          "choose one")
     if resume:
-        return _resume(given, out, progress, log)
+        return _resume(given, out, progress, graph, log)
     config = options.resolved()
     config.validate()
     name = os.path.basename(os.path.normpath(config.data)) or "data"
@@ -279,10 +280,10 @@ def run(options: TrainConfig, *, given: dict | None = None, out: str | None = No
         log(line)
     for warning in warnings_for(config, p.y_train):
         log(warning)
-    return _train(p, folder, progress, log, overwrite=overwrite)
+    return _train(p, folder, progress, log, overwrite=overwrite, graph=graph)
 
 
-def _resume(given: dict, out, progress: bool, log) -> dict:
+def _resume(given: dict, out, progress: bool, graph: bool, log) -> dict:
     if out is None:
         raise ValueError("--resume needs --out DIR, the run folder to continue")
     path = os.path.join(out, "checkpoint.npz")
@@ -321,7 +322,7 @@ def _resume(given: dict, out, progress: bool, log) -> dict:
     log(f"the run in {out} finished but not all of its results were written: writing them"
         if finalize else f"resuming {out} after epoch {done}")
     return _train(p, folder, progress, log, state=state, finalize=finalize,
-                  saved_epochs=int(saved["epochs"]))
+                  saved_epochs=int(saved["epochs"]), graph=graph)
 
 
 def _results_current(out: str, state: dict) -> bool:
@@ -338,7 +339,7 @@ def _results_current(out: str, state: dict) -> bool:
 
 def _train(p: Prepared, folder: RunFolder, progress: bool, log, *, state: dict | None = None,
            finalize: bool = False, saved_epochs: int | None = None,
-           overwrite: bool = False) -> dict:
+           overwrite: bool = False, graph: bool = False) -> dict:
     """Train (or, finalize: only write the results of a finished checkpoint) into `folder`.
     A new run that fails or stops before its first epoch ends removes the folder it made."""
     t0 = time.perf_counter()
@@ -370,7 +371,7 @@ def _train(p: Prepared, folder: RunFolder, progress: bool, log, *, state: dict |
                 log(f"checkpoint of epoch {len(history.epochs)} kept: continue with --resume "
                     f"--out {folder.path}")
             result = ResultWriter(p, trainer.model, trainer.loss_fn, history, kept,
-                                  time.perf_counter() - t0).write(folder)
+                                  time.perf_counter() - t0).write(folder, graph)
     except BaseException:
         if state is None and (trainer is None or not trainer.history.epochs):
             folder.discard()

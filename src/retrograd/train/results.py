@@ -71,7 +71,8 @@ class ResultWriter:
         }
         return result, probs
 
-    def write(self, folder) -> dict:
+    def write(self, folder, graph: bool = False) -> dict:
+        """Every result file into the run folder (graph: also graph.html)."""
         result, probs = self.metrics()
         p, config = self.p, self.p.config
 
@@ -97,6 +98,13 @@ class ResultWriter:
                                       result["test_ece"],
                                       os.path.join(staging, "reliability.png"),
                                       f"{name}: {settings}")
+            if graph:
+                from ..viz import save_training_graph
+
+                n = min(config.batch_size, len(p.y_train))
+                save_training_graph(self.model, self.loss_fn, p.x_train[:n], p.y_train[:n],
+                                    os.path.join(staging, "graph.html"),
+                                    title=f"{name}: one training batch of {n} rows, {settings}")
 
         folder.write_results(write_all)
         return result
