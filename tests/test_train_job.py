@@ -241,7 +241,7 @@ def test_a_failure_after_training_started_removes_the_new_folder(tmp_path, capsy
                                                                  monkeypatch):
     from retrograd.train import results
 
-    def broken(self, folder):
+    def broken(self, folder, graph=False):
         raise OSError("disk full (simulated)")
 
     monkeypatch.setattr(results.ResultWriter, "write", broken)

@@ -266,5 +266,5 @@ def test_graph_command_draws_a_trained_run(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err
     assert main(["graph", "--model", str(tmp_path / "nothing")]) == 2
-    assert "not a retrograd model folder" in capsys.readouterr().err
+    assert "not a retrograd run folder" in capsys.readouterr().err
     assert not (tmp_path / "g.png").exists() and not (tmp_path / "missing").exists()

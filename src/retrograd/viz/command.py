@@ -27,7 +27,7 @@ def register(subparsers) -> None:
 
 def cmd_graph(args) -> int:
     from .. import data as D
-    from ..train.job import load_model
+    from ..train.saved_run import load_run
     from . import save_training_graph
 
     out = args.out or os.path.join(args.model, "graph.html")
@@ -37,26 +37,25 @@ def cmd_graph(args) -> int:
                          ".html, .dot or .svg")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    model, description, standardizer = load_model(args.model)
+    run = load_run(args.model)
+    description = run.description
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder):
         raise ValueError(f"--out: folder {folder} does not exist")
     split = D.load(description["data"], description.get("label_column"))
-    x = standardizer.transform(split.x_train[: args.batch_size])
+    x = run.standardize(split.x_train[: args.batch_size])
     y = split.y_train[: args.batch_size]
     title = (f"{description['data']}: MLP {description['hidden']}, one batch of "
              f"{len(y)}, forward and backward")
-    save_training_graph(model, _loss(description), x, y, out, title=title)
+    save_training_graph(run.model, _loss(description, split), x, y, out, title=title)
     print(f"graph of {args.model} on {len(y)} samples: {out}")
     return 0
 
 
-def _loss(description: dict):
-    """The run's loss when its description names one (else cross-entropy, the default)."""
-    from ..nn import functional as F
+def _loss(description: dict, split):
+    """The run's own loss (its saved config: loss, smoothing, gamma, class weights)."""
+    from ..train.config import TrainConfig
+    from ..train.job import make_loss
 
-    name = description.get("loss", "cross-entropy")
-    if name == "focal":
-        return lambda out, y: F.focal_loss(out, y, gamma=description.get("gamma", 2.0))
-    smoothing = description.get("label_smoothing") or 0.0
-    return lambda out, y: F.cross_entropy(out, y, label_smoothing=smoothing)
+    config = TrainConfig(**description["config"])
+    return make_loss(config, split.y_train, description["n_classes"])
