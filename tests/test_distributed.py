@@ -362,3 +362,16 @@ def test_global_batch_loader_from_loader_and_errors():
         dist.GlobalBatchLoader(ds, batch_size=2, shuffle=True, sampler=range(10))
     with pytest.raises(ValueError, match="invalid rank 2"):
         dist.GlobalBatchLoader(ds, batch_size=2, rank=2, num_replicas=2)
+
+
+def test_launch_command_and_missing_mpiexec(monkeypatch, tmp_path):
+    argv = dist.mpiexec_argv(3, ["-m", "retrograd", "train"])
+    assert argv[1:] == ["-n", "3", sys.executable, "-m", "retrograd", "train"]
+    assert os.access(argv[0], os.X_OK) and os.path.basename(argv[0]) == "mpiexec"
+    with pytest.raises(ValueError, match="workers must be a positive integer, got 0"):
+        dist.mpiexec_argv(0, [])
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ImportError, match=r"mpiexec was not found\): pip install "
+                                          r"'retrograd\[mpi\]'"):
+        dist.mpiexec_argv(2, ["-m", "retrograd"])

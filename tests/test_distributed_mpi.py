@@ -408,6 +408,17 @@ if __name__ != "__main__":
         assert proc.returncode == 9, (proc.returncode, stdout[-2000:], stderr[-2000:])
         assert "Killed (signal 9)" in stdout, stdout[-2000:]
 
+    def test_mpiexec_argv_starts_the_ranks(tmp_path):
+        """The command that `--workers N` will run starts N real ranks."""
+        import retrograd.distributed as dist
+
+        argv = dist.mpiexec_argv(2, [str(HERE), "world", str(tmp_path / "w")])
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "OMPI_"))}
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        _check(proc)
+        assert sorted(re.findall(r"rank \d of \d", proc.stdout)) == ["rank 0 of 2",
+                                                                     "rank 1 of 2"]
+
     def test_world_of_two_and_missing_mpi4py(tmp_path):
         """Two ranks see rank 0/1 of 2; launched as 2 ranks without mpi4py, init() is an
         ImportError naming the extra (never two independent copies of the job)."""

@@ -23,6 +23,7 @@ from .collectives import (
            broadcast_optimizer_state,
            broadcast_parameters,
 )
+from .launch import find_mpiexec, mpiexec_argv
 from .optimizer import DistributedOptimizer
 from .sampler import (
            DistributedSampler,
@@ -49,4 +50,4 @@ __all__ = ["init", "is_initialized", "get_rank", "get_world_size", "get_local_ra
            "get_local_size", "get_comm", "is_root", "launched_by_mpi", "barrier", "abort",
            "all_reduce", "broadcast_parameters", "broadcast_object", "broadcast_optimizer_state",
            "DistributedOptimizer", "DistributedSampler", "GlobalBatchLoader", "check_batch_size",
-           "shard_indices", "local_batch_sizes"]
+           "shard_indices", "local_batch_sizes", "find_mpiexec", "mpiexec_argv"]

@@ -31,7 +31,6 @@ class _World:
     local_size = 1
     comm = None  # mpi4py's COMM_WORLD when size > 1 (or when launched with -n 1)
     MPI = None  # the mpi4py.MPI module, once imported
-    previous_excepthook = None
 
 
 def launched_by_mpi(environ=None) -> bool:
@@ -220,6 +219,4 @@ def _excepthook(exc_type, exc, tb) -> None:
 
 
 def _install_excepthook() -> None:
-    if sys.excepthook is not _excepthook:
-        _World.previous_excepthook = sys.excepthook
-        sys.excepthook = _excepthook
+    sys.excepthook = _excepthook
