@@ -102,6 +102,8 @@ def test_collective_argument_errors():
         dist.all_reduce(np.ones(2, dtype=np.int64))
     with pytest.raises(TypeError, match="expected a Tensor"):
         dist.all_reduce("1")
+    with pytest.raises(TypeError, match="sum of a bool array"):
+        dist.all_reduce(np.ones(2, dtype=bool), op="sum")
     with pytest.raises(ValueError, match="root must be a rank in 0 .. 0"):
         dist.broadcast_parameters(rg.nn.Linear(2, 2), root=1)
     with pytest.raises(TypeError, match="got a single Parameter"):

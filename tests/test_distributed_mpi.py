@@ -166,6 +166,11 @@ def program_collectives(out: str) -> None:
     ints = np.array([rank + 1, 10 * (rank + 1)], dtype=np.int64)
     dist.all_reduce(ints, op="sum")
     r["int_sum"] = ints
+    for op in ("max", "min"):  # any / all
+        flags = np.array([True, rank == 1, False])
+        r[f"bool_{op}"] = dist.all_reduce(flags, op=op)
+    zero_d = np.array(2.0 * rank)
+    r["zero_d_sum"] = dist.all_reduce(zero_d, op="sum")
     r["scalar_mean"] = np.array(dist.all_reduce(float(rank + 1), op="mean"))
     r["scalar_sum"] = np.array(dist.all_reduce(rank + 1, op="sum"))
     # broadcast_parameters: a state dict of tensors and arrays of two dtypes, from rank 1
@@ -207,6 +212,30 @@ def program_collectives(out: str) -> None:
         r["mixed_error"] = np.array("")
     except ValueError as exc:
         r["mixed_error"] = np.array(str(exc))
+    # the weighted average by hand: rank 0 has 3 rows, rank 1 has 1; float32 and float64
+    # parameters (two buffers), one parameter with a gradient on rank 0 only, one with none,
+    # and buckets of 16 bytes (many Allreduce calls, the same sums)
+    a = rg.nn.Parameter(np.zeros((2, 2), dtype=np.float32))
+    b = rg.nn.Parameter(np.zeros(3))
+    c = rg.nn.Parameter(np.zeros(2))
+    d = rg.nn.Parameter(np.zeros(1))
+    for bucket in (64 << 20, 16):
+        opt = dist.DistributedOptimizer(rg.optim.SGD([a, b, c, d], lr=1.0), bucket_bytes=bucket)
+        a.grad = rg.tensor(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32) * (rank + 1))
+        b.grad = rg.tensor(np.array([1.0, -1.0, 0.5]) + 10 * rank)
+        c.grad = rg.tensor(np.array([4.0, 8.0])) if rank == 0 else None
+        d.grad = None
+        opt.synchronize(local_batch_size=3 if rank == 0 else 1)
+        r[f"weighted_a_{bucket}"] = a.grad.numpy().copy()
+        r[f"weighted_b_{bucket}"] = b.grad.numpy().copy()
+        r[f"weighted_c_{bucket}"] = c.grad.numpy().copy()
+        r[f"weighted_d_none_{bucket}"] = np.array(d.grad is None)
+        r[f"calls_{bucket}"] = np.array(opt.allreduce_calls)
+    # an empty shard: rank 1 has 0 rows and a NaN gradient, which must not count
+    opt = dist.DistributedOptimizer(rg.optim.SGD([b], lr=1.0))
+    b.grad = rg.tensor(np.array([1.0, 2.0, 3.0]) if rank == 0 else np.full(3, np.nan))
+    opt.synchronize(local_batch_size=5 if rank == 0 else 0)
+    r["empty_shard"] = b.grad.numpy().copy()
     np.savez(f"{out}.rank{rank}.npz", **r)
 
 
@@ -362,6 +391,9 @@ if __name__ != "__main__":
                 np.testing.assert_array_equal(r[f"f32_{op}"], value.astype(np.float32),
                                               err_msg=op)
             np.testing.assert_array_equal(r["int_sum"], [3, 30])
+            np.testing.assert_array_equal(r["bool_max"], [True, True, False])
+            np.testing.assert_array_equal(r["bool_min"], [True, False, False])
+            assert r["zero_d_sum"].shape == () and float(r["zero_d_sum"]) == 2.0
             assert float(r["scalar_mean"]) == 1.5 and int(r["scalar_sum"]) == 3
             np.testing.assert_array_equal(r["bcast_w"], np.full((2, 3), 1.0))
             np.testing.assert_array_equal(r["bcast_b"], np.full(4, 1.5, np.float32))
@@ -374,6 +406,18 @@ if __name__ != "__main__":
             # scalars summed over the ranks in the gradients' Allreduce
             np.testing.assert_array_equal(r["scalars"], [3.0, 20.0])
             assert "given on 1 of 2 ranks" in str(r["mixed_error"])
+            for bucket in (64 << 20, 16):
+                np.testing.assert_array_equal(  # (3 g0 + 1 g1) / 4 with g1 = 2 g0
+                    r[f"weighted_a_{bucket}"],
+                    np.array([[1.0, 2.0], [3.0, 4.0]], np.float32) * 5 / 4)
+                assert r[f"weighted_a_{bucket}"].dtype == np.float32
+                np.testing.assert_allclose(r[f"weighted_b_{bucket}"],
+                                           np.array([1.0, -1.0, 0.5]) + 10 / 4, rtol=1e-15)
+                np.testing.assert_array_equal(r[f"weighted_c_{bucket}"], [3.0, 6.0])
+                assert r[f"weighted_d_none_{bucket}"]
+            assert int(r[f"calls_{64 << 20}"]) == 2  # one buffer per dtype
+            assert int(r["calls_16"]) > 2
+            np.testing.assert_array_equal(r["empty_shard"], [1.0, 2.0, 3.0])
 
     def test_exception_on_one_rank_ends_the_job_with_one_line(tmp_path):
         """Rank 1 raises while rank 0 waits in a collective: the job ends (a hang would hit

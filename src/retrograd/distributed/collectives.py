@@ -16,10 +16,11 @@ _OPS = ("mean", "sum", "max", "min")
 def all_reduce(tensor, op: str = "mean"):
     """x <- op over ranks of x (elementwise): mean (the default), sum, max or min, in place.
 
-    A Tensor or a NumPy array is overwritten with the result and returned (its dtype kept; the
-    mean of an integer array cannot be stored in place and is a TypeError); a Python or NumPy
-    number returns the reduced value (a float for the mean). Every rank must call it with
-    arrays of the same shape and dtype.
+    A Tensor or a NumPy array is overwritten with the result and returned (its dtype kept: the
+    mean of an integer or bool array, or the sum of a bool array, cannot be stored in place and
+    is a TypeError; max and min of bools are any and all); a Python or NumPy number returns the
+    reduced value (a float for the mean). Every rank must call it with arrays of the same shape
+    and dtype.
     """
     if op not in _OPS:
         raise ValueError(f"all_reduce: op must be one of {', '.join(_OPS)}, got {op!r}")
@@ -41,10 +42,16 @@ def all_reduce(tensor, op: str = "mean"):
                         "place; use op='sum' (or a floating array)")
     if array.dtype.kind not in "fiub":
         raise TypeError(f"all_reduce: cannot reduce an array of dtype {array.dtype}")
+    if array.dtype.kind == "b" and op == "sum":
+        raise TypeError("all_reduce: the sum of a bool array cannot be stored in place; use "
+                        "op='max' (any) or 'min' (all), or an integer array")
     if _World.comm is None or _World.size == 1:
         return tensor
     MPI = _World.MPI
-    mpi_op = {"mean": MPI.SUM, "sum": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op]
+    if array.dtype.kind == "b":  # MPI defines logical, not arithmetic, operations on bools
+        mpi_op = MPI.LOR if op == "max" else MPI.LAND
+    else:
+        mpi_op = {"mean": MPI.SUM, "sum": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op]
     contiguous = array.flags.c_contiguous or array.flags.f_contiguous
     work = array if contiguous else np.ascontiguousarray(array)
     _World.comm.Allreduce(MPI.IN_PLACE, work, op=mpi_op)
