@@ -5,7 +5,7 @@ Tensors with reverse-mode autodiff under PyTorch's names (`retrograd.tensor`, `.
 (`retrograd.ops`), checked against PyTorch and finite differences.
 """
 
-import numpy as np
+import numpy as _np
 
 from . import autograd
 from .autograd import GradcheckError, gradcheck
@@ -64,15 +64,31 @@ from .random import (
 )
 from .tensor import Parameter, Tensor, get_default_dtype, set_default_dtype
 
-float32 = np.dtype(np.float32)
-float64 = np.dtype(np.float64)
-int64 = np.dtype(np.int64)
-int32 = np.dtype(np.int32)
-bool_ = np.dtype(np.bool_)
+float32 = _np.dtype(_np.float32)
+float64 = _np.dtype(_np.float64)
+int64 = _np.dtype(_np.int64)
+int32 = _np.dtype(_np.int32)
+bool_ = _np.dtype(_np.bool_)
 float = float32  # noqa: A001  (torch.float is float32)
 double = float64
 long = int64
 
-from . import nn, optim  # noqa: E402  (nn and optim build on everything above)
+from . import nn, optim, targets  # noqa: E402  (they build on everything above)
+
+# Subpackages with optional dependencies or a larger import cost load on first use, so that
+# `import retrograd` stays fast and needs NumPy alone: retrograd.data, retrograd.viz, ...
+_LAZY = ("data", "train", "viz", "distributed", "sklearn", "rl", "course", "registry")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    if name == "load_run":
+        from .train.saved_run import load_run
+
+        return load_run
+    raise AttributeError(f"module 'retrograd' has no attribute {name!r}")
 
 __version__ = "0.1.0"
