@@ -87,6 +87,11 @@ class TrainingMixin:
                       progress=False, callbacks=[epochs])
         if history.stopped == "interrupted":
             warnings.warn("Training interrupted by user.", stacklevel=4)
+        elif history.stopped == "completed" and not incremental and \
+                self.n_iter_ == self.max_iter and not epochs.converged:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                          "reached and the optimization hasn't converged yet.",
+                          ConvergenceWarning, stacklevel=4)
         if history.stopped == "non-finite":
             raise ValueError(f"Solver produced non-finite parameter weights: {history.message}. "
                              "The input data may contain large values and need to be "
@@ -207,6 +212,7 @@ class _Epochs(Callback):
         self.est, self.linears, self.opt = est, linears, opt
         self.validation, self.n_samples, self.incremental = validation, n_samples, incremental
         self.accumulated = 0.0
+        self.converged = False
         est.n_iter_ = 0
 
     def _weight_sum(self, loop) -> float:
@@ -253,10 +259,7 @@ class _Epochs(Callback):
             msg = (f"{what} did not improve more than tol={est.tol:f} for "
                    f"{est.n_iter_no_change} consecutive epochs.")
             if est._trigger_stopping(opt, msg):
+                self.converged = True
                 loop.stop = "completed"
                 return
             est._no_improvement_count = 0
-        if not self.incremental and est.n_iter_ == est.max_iter:
-            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) "
-                          "reached and the optimization hasn't converged yet.",
-                          ConvergenceWarning, stacklevel=2)
