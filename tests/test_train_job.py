@@ -383,3 +383,31 @@ def test_train_graph_writes_the_stepper_of_one_batch(tmp_path, capsys):
         "http://www.w3.org", "")
     for name in ("0.weight", "2.weight", "4.bias", "linear_relu", "cross_entropy"):
         assert name in page, name
+
+
+def test_string_class_labels_train_and_come_back_as_names(tmp_path, capsys):
+    """A CSV labelled cat/dog/bird: classes are the sorted names, kept for predict, evaluate and
+    the confusion matrix; predictions agree with the trained model's test accuracy."""
+    rng = np.random.default_rng(0)
+    names = np.array(["bird", "cat", "dog"])
+    y = rng.integers(0, 3, 300)
+    x = np.eye(3)[y] * 3 + rng.standard_normal((300, 3))
+    path = tmp_path / "animals.csv"
+    path.write_text("a,b,c,animal\n" + "\n".join(
+        ",".join(f"{v:.4f}" for v in row) + f",{names[c]}" for row, c in zip(x, y,
+                                                                          strict=True)))
+    out = tmp_path / "run"
+    assert run(["train", "--data", str(path), "--hidden", "16", "--no-progress", "--out",
+                str(out)], capsys)[0] == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["class_names"] == ["bird", "cat", "dog"] and metrics["test_accuracy"] > 0.9
+    code, stdout, _ = run(["predict", "--model", str(out), "--data", str(path)], capsys)
+    assert code == 0
+    header, *rows = stdout.strip().splitlines()
+    assert header == "row,prediction,p_bird,p_cat,p_dog"
+    predicted = np.array([r.split(",")[1] for r in rows])
+    assert np.mean(predicted == names[y]) > 0.9
+    code, stdout, _ = run(["evaluate", "--model", str(out), "--data", str(path), "--json"],
+                          capsys)
+    assert code == 0
+    assert json.loads(stdout)["accuracy"] == pytest.approx(np.mean(predicted == names[y]))
