@@ -367,8 +367,16 @@ def test_threads_option_limits_blas_during_training(tmp_path, monkeypatch):
         assert main(["train", "--data", "spirals", "--hidden", "8", "--epochs", "1",
                      "--no-progress", "--out", str(out), *option]) == 0
     assert seen == [1, 1]
-    assert threads.default_threads(2, [8], 64) == 1
-    assert threads.step_work(784, [1024, 1024], 256) > threads.MULTI_THREAD_WORK
+    assert json.loads((tmp_path / "run1" / "metrics.json").read_text())["blas_threads"] == 1
+    # a large model takes the idle cores: all of them on an idle machine, one beside a busy
+    # neighbour (a load average of one core)
+    big = (784, [1024, 1024], 256)
+    assert threads.step_work(*big) > threads.MULTI_THREAD_WORK
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert threads.default_threads(*big) == 2 and threads.default_threads(2, [8], 64) == 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))
+    assert threads.default_threads(*big) == 1
 
 
 def test_train_graph_writes_the_stepper_of_one_batch(tmp_path, capsys):

@@ -347,7 +347,8 @@ def cmd_lr_find(args) -> int:
     loader = D.DataLoader(D.TensorDataset(p.x_train, p.y_train), batch_size=config.batch_size,
                           shuffle=True)
     optimizer = make_optimizer(config, model.parameters())
-    with threads.limited(config.threads, p.split.n_features, config.hidden, config.batch_size):
+    with threads.blas_threads(threads.resolve(config.threads, p.split.n_features,
+                                              config.hidden, config.batch_size)):
         result = find_lr(model, make_loss(config, p.y_train, p.n_classes), loader,
                          optimizer=optimizer, start_lr=args.start_lr, end_lr=args.end_lr,
                          num_iter=args.iterations)

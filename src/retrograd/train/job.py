@@ -350,8 +350,9 @@ def _train(p: Prepared, folder: RunFolder, progress: bool, log, *, state: dict |
             if overwrite:
                 folder.remove_run_files()
         trainer = _Trainer(p, os.path.join(folder.path, "checkpoint.npz"))
-        with threads.limited(p.config.threads, p.split.n_features, p.config.hidden,
-                             p.config.batch_size):
+        blas = threads.resolve(p.config.threads, p.split.n_features, p.config.hidden,
+                               p.config.batch_size)
+        with threads.blas_threads(blas):
             if state is not None:
                 trainer.load(state)
                 change = "" if finalize else trainer.replan_schedule(saved_epochs)
@@ -371,7 +372,7 @@ def _train(p: Prepared, folder: RunFolder, progress: bool, log, *, state: dict |
                 log(f"checkpoint of epoch {len(history.epochs)} kept: continue with --resume "
                     f"--out {folder.path}")
             result = ResultWriter(p, trainer.model, trainer.loss_fn, history, kept,
-                                  time.perf_counter() - t0).write(folder, graph)
+                                  time.perf_counter() - t0, blas).write(folder, graph)
     except BaseException:
         if state is None and (trainer is None or not trainer.history.epochs):
             folder.discard()

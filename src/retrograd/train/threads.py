@@ -1,10 +1,11 @@
 """How many BLAS threads a training run uses.
 
-Two BLAS threads on two cores are fast while the machine is idle and collapse when another busy
-process shares the cores (each thread waits for the other at every product); one thread never
-collapses. For small models the second thread gains little even when idle, so small models get
-one thread; large ones get every core. The measurements behind the threshold are in
-BENCHMARKS.md ("BLAS threads for `retrograd train`"); `--threads N` overrides the choice.
+Measured on this 2-core machine (BENCHMARKS.md, "BLAS threads for `retrograd train`"): with the
+machine idle, a second thread gains nothing for the digits and MNIST-1D MLPs (8-15 M
+multiply-adds per step) and 16-26% from 100 M up; with one busy process beside it, two threads
+are 1.9-3.8x SLOWER at every size (each thread waits for the other at every product), one
+thread loses nothing. So: one thread for small models, and for large ones as many threads as
+there are idle cores when the run starts. `--threads N` overrides the choice.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import contextlib
 import os
 
 # matrix-product work of one training step (multiply-adds, forward and backward) above which a
-# second BLAS thread pays off (BENCHMARKS.md: measured on digits, MNIST-1D and MNIST-sized MLPs)
+# second BLAS thread pays off on an idle machine
 MULTI_THREAD_WORK = 40e6
 
 
@@ -25,12 +26,27 @@ def step_work(n_features: int, hidden: list[int], batch_size: int, n_classes: in
     return 3.0 * weights * batch_size
 
 
+def cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def idle_cores() -> float:
+    """Cores not taken by other work: the cores minus the 1-minute load average."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # no load average on this system: assume idle
+        load = 0.0
+    return cores() - load
+
+
 def default_threads(n_features: int, hidden: list[int], batch_size: int) -> int:
-    """1 for small models, else every core this process may use."""
+    """1 for small models; for large ones the idle cores (at least 1, at most every core)."""
     if step_work(n_features, hidden, batch_size) < MULTI_THREAD_WORK:
         return 1
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-               else os.cpu_count() or 1)
+    return max(1, min(cores(), int(idle_cores() + 0.5)))
 
 
 @contextlib.contextmanager
@@ -49,8 +65,6 @@ def blas_threads(n: int | None):
         yield
 
 
-def limited(threads: int | None, n_features: int, hidden: list[int], batch_size: int):
-    """blas_threads(threads), or the default for this model size when threads is None."""
-    if threads is None:
-        threads = default_threads(n_features, hidden, batch_size)
-    return blas_threads(threads)
+def resolve(threads: int | None, n_features: int, hidden: list[int], batch_size: int) -> int:
+    """The thread count a run uses: `threads`, or the default for this model and machine."""
+    return threads if threads is not None else default_threads(n_features, hidden, batch_size)
