@@ -39,9 +39,11 @@ def describe(config) -> str:
 class ResultWriter:
     """Evaluates the kept weights on the test split and writes every result file."""
 
-    def __init__(self, p, model, loss_fn, history: History, kept_epoch: int, seconds: float):
+    def __init__(self, p, model, loss_fn, history: History, kept_epoch: int, seconds: float,
+                 processes: int = 1):
         self.p, self.model, self.loss_fn, self.history = p, model, loss_fn, history
         self.kept_epoch, self.seconds = kept_epoch, seconds
+        self.processes = processes  # MPI ranks that trained (the last part of a resumed run)
 
     def metrics(self) -> tuple[dict, np.ndarray]:
         p, config, history = self.p, self.p.config, self.history
@@ -63,6 +65,7 @@ class ResultWriter:
             "weights_from_epoch": self.kept_epoch,  # 0: the initial weights
             "best_epoch": history.best_epoch,
             "seconds": self.seconds,
+            "processes": self.processes,
             "n_train": int(len(p.y_train)),
             "n_validation": 0 if p.y_val is None else int(len(p.y_val)),
             "n_test": int(len(p.split.y_test)),

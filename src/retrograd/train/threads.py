@@ -25,12 +25,16 @@ def step_work(n_features: int, hidden: list[int], batch_size: int, n_classes: in
     return 3.0 * weights * batch_size
 
 
-def default_threads(n_features: int, hidden: list[int], batch_size: int) -> int:
-    """1 for small models, else every core this process may use."""
+def default_threads(n_features: int, hidden: list[int], batch_size: int,
+                    ranks_here: int = 1) -> int:
+    """1 for small models, else this process's share of the cores it may use: all of them,
+    or cores // ranks_here when ranks_here MPI ranks share this node (each rank's batch_size
+    is its shard of the global batch). On a 2-core node, 2 ranks get one thread each."""
     if step_work(n_features, hidden, batch_size) < MULTI_THREAD_WORK:
         return 1
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-               else os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else os.cpu_count() or 1
+    return max(1, cores // max(1, ranks_here))
 
 
 @contextlib.contextmanager
@@ -49,8 +53,10 @@ def blas_threads(n: int | None):
         yield
 
 
-def limited(threads: int | None, n_features: int, hidden: list[int], batch_size: int):
-    """blas_threads(threads), or the default for this model size when threads is None."""
+def limited(threads: int | None, n_features: int, hidden: list[int], batch_size: int,
+            ranks_here: int = 1):
+    """blas_threads(threads), or the default for this model size (and this many ranks on the
+    node) when threads is None."""
     if threads is None:
-        threads = default_threads(n_features, hidden, batch_size)
+        threads = default_threads(n_features, hidden, batch_size, ranks_here)
     return blas_threads(threads)
