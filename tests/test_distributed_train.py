@@ -257,5 +257,106 @@ def test_fit_on_two_ranks_equals_one_process_in_float64(fitted, name):
         np.testing.assert_array_equal(fitted[1][key], got, err_msg=key)  # ranks identical
 
 
+# ------------------------------------------------------------------------------------------
+# BLAS threads: a rank's share of the node's cores
+
+
+def program_threads(out: str) -> None:
+    """`retrograd train` on a model large enough for several threads, recording the BLAS
+    threads that threadpoolctl sees while the model trains."""
+    from threadpoolctl import threadpool_info
+
+    import retrograd.distributed as dist
+    from retrograd.cli import main
+    from retrograd.train import trainer
+
+    seen = []
+    original = trainer.Trainer.train
+
+    def spy(self, progress):
+        seen.append(max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"))
+        return original(self, progress)
+
+    trainer.Trainer.train = spy
+    code = main(["train", "--data", "digits", "--hidden", "512", "512", "--batch-size", "1024",
+                 "--epochs", "1", "--no-progress", "--out", f"{out}.run"])
+    np.savez(f"{out}.rank{dist.get_rank()}.npz", seen=np.array(seen), code=np.array(code),
+             local=np.array(dist.get_local_size()))
+
+
+def test_each_rank_trains_with_its_share_of_the_cores(tmp_path):
+    """BLAS may use every core (OPENBLAS_NUM_THREADS = cores); the job limits each of the 2
+    ranks on this node to cores // 2 threads while it trains (1 on a 2-core machine)."""
+    cores = len(os.sched_getaffinity(0))
+    many = {k: str(cores) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                    "MKL_NUM_THREADS")}
+    prefix = tmp_path / "threads"
+    _check(launch(HERE, "threads", prefix, extra_env=many))
+    for rank in (0, 1):
+        with np.load(f"{prefix}.rank{rank}.npz") as f:
+            assert int(f["code"]) == 0 and int(f["local"]) == 2
+            assert f["seen"].tolist() == [max(1, cores // 2)], f["seen"]
+
+
+# ------------------------------------------------------------------------------------------
+# the phases of the job: every rank ends each one with the same outcome
+
+
+def program_phases(out: str) -> None:
+    """Ranks.together's outcomes, as each rank saw them."""
+    import signal
+
+    from retrograd.train import interrupts
+    from retrograd.train.ranks import Ranks, raised_on_all_ranks
+
+    ranks = Ranks()
+    seen = {}
+
+    def outcome(name, fn, **kwargs):
+        try:
+            seen[name] = ["returned", ranks.together(fn, **kwargs)]
+        except (ValueError, OSError, KeyboardInterrupt) as exc:
+            seen[name] = [type(exc).__name__, str(exc), raised_on_all_ranks(exc)]
+
+    def fail_on(rank, exc):
+        def fn():
+            if ranks.rank == rank:
+                raise exc
+            return ranks.rank
+        return fn
+
+    outcome("root fails", fail_on(0, ValueError("bad option")), root_only=True)
+    outcome("rank 1 fails", fail_on(1, OSError("no such file: data.csv")))
+    outcome("shared", lambda: f"from rank {ranks.rank}", share=True)
+    outcome("own", lambda: f"from rank {ranks.rank}")
+    with interrupts.stop_requests():
+        if ranks.rank == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # recorded, not raised
+        outcome("Ctrl-C on rank 1", lambda: ranks.rank)
+        outcome("after", lambda: ranks.rank)
+    with open(f"{out}.rank{ranks.rank}.json", "w") as f:
+        json.dump(seen, f)
+
+
+def test_every_rank_ends_each_phase_with_the_same_outcome(tmp_path):
+    """A bad input on any rank is raised on every rank (rank 0 names the failing rank when it
+    is another), marked as raised on all ranks; a stop request on one rank stops all of them
+    at the same phase, and only once."""
+    prefix = tmp_path / "phases"
+    _check(launch(HERE, "phases", prefix))
+    seen = [json.loads(Path(f"{prefix}.rank{r}.json").read_text()) for r in (0, 1)]
+    # the failing rank raises its own exception, the others a copy naming it
+    assert seen[0]["root fails"] == ["ValueError", "bad option", True]
+    assert seen[1]["root fails"] == ["ValueError", "rank 0 of 2: bad option", True]
+    for rank in (0, 1):
+        assert seen[rank]["shared"] == ["returned", "from rank 0"]
+        assert seen[rank]["own"] == ["returned", f"from rank {rank}"]
+        assert seen[rank]["Ctrl-C on rank 1"] == ["KeyboardInterrupt", "", True]
+        assert seen[rank]["after"] == ["returned", rank]
+    assert seen[0]["rank 1 fails"] == ["OSError", "rank 1 of 2: no such file: data.csv", True]
+    assert seen[1]["rank 1 fails"] == ["OSError", "no such file: data.csv", True]
+
+
 if __name__ == "__main__":
-    {"fit": program_fit}[sys.argv[1]](sys.argv[2])
+    {"fit": program_fit, "threads": program_threads, "phases": program_phases}[sys.argv[1]](
+        sys.argv[2])

@@ -166,6 +166,25 @@ def test_a_stop_request_stops_every_rank_at_the_same_step(tmp_path, uninterrupte
         (uninterrupted / "model.safetensors").read_bytes()
 
 
+def test_a_run_stopped_before_its_first_epoch_ends_leaves_no_folder(tmp_path):
+    """SIGTERM to mpiexec during the first epoch of a slow run: every rank stops at the same
+    step, rank 0 removes the folder it made, one line, exit status 143."""
+    out = tmp_path / "run"
+    proc = start(2, ["--data", "digits", "--hidden", "2048", "2048", "--batch-size", "2",
+                     "--no-progress", "--out", str(out)])
+    end = time.monotonic() + 120
+    while not out.is_dir():
+        assert proc.poll() is None and time.monotonic() < end, proc.communicate()
+        time.sleep(0.01)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr, _ = finish(proc, 60)
+    assert proc.returncode == 143, stderr
+    assert [ln for ln in stderr.splitlines() if "recipe:" not in ln] == [
+        "retrograd: stopped by SIGTERM"]
+    assert not out.exists() and "Traceback" not in stdout
+
+
 def test_a_checkpoint_only_rank_0_fails_to_write_aborts_the_job(tmp_path):
     """Rank 0 cannot write its checkpoint (the run folder vanished during the first epoch, as
     an unmounted disk would) while rank 1 already waits in the next step's Allreduce: the job
