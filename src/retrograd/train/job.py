@@ -257,7 +257,7 @@ def _train(p: Prepared, plan: Plan, ranks: Ranks, progress: bool, log, graph: bo
         with threads.limited(p.config.threads, p.split.n_features, p.config.hidden,
                              p.config.batch_size // ranks.size, ranks.local_size):
             if state is not None:
-                trainer.load(state)
+                ranks.together(lambda: trainer.load(state))  # a damaged state: all refuse
                 change = "" if finalize else trainer.replan_schedule(plan.saved_epochs)
                 if change:
                     log(f"--epochs {p.config.epochs}: {change}")

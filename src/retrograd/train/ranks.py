@@ -144,6 +144,7 @@ def run_command(argv: list[str], command: str | None, parse: Callable, train: Ca
     def stderr(line: str) -> None:
         print(line, file=sys.stderr)
 
+    # the command line's exit statuses (cli.py): bad input, SIGTERM, Ctrl-C
     with stop_requests():  # signals become requests that the ranks act on together
         try:
             args = ranks.together(parse_once)
