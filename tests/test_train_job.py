@@ -351,17 +351,17 @@ def test_threads_option_limits_blas_during_training(tmp_path, monkeypatch):
     from inside the loop), and the default picks 1 for a small model."""
     from threadpoolctl import threadpool_info
 
-    from retrograd.train import job, threads
+    from retrograd.train import threads, trainer
 
     seen = []
-    original = job._Trainer.train
+    original = trainer.Trainer.train
 
     def spy(self, progress):
         seen.append(max(p["num_threads"] for p in threadpool_info()
                         if p["user_api"] == "blas"))
         return original(self, progress)
 
-    monkeypatch.setattr(job._Trainer, "train", spy)
+    monkeypatch.setattr(trainer.Trainer, "train", spy)
     for option in (["--threads", "1"], []):
         out = tmp_path / f"run{len(seen)}"
         assert main(["train", "--data", "spirals", "--hidden", "8", "--epochs", "1",

@@ -5,6 +5,10 @@ Bad input never ends in a traceback: every error is one line on stderr naming th
 and ending with where to read more, exit status 2, and nothing is written.
 Exit status: 0 done, 1 training stopped on a non-finite value, 2 bad input (or a missing
 extra), 130 interrupted by Ctrl-C, 143 stopped by SIGTERM.
+
+`mpiexec -n N retrograd train ...` (or `retrograd train --workers N`, which runs that) trains
+on N ranks: each rank runs this same main; rank 0 alone prints, and every rank exits with the
+same status (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import json
 import os
 import sys
 
@@ -38,8 +41,15 @@ COMMAND_EXTRA = {"train": "train", "evaluate": "train", "predict": "train", "lr-
                  "course": "train", "graph": "train", "rl": "rl"}
 
 
-class UsageError(Exception):
+class UsageError(ValueError):
     """Bad command-line input (exit 2)."""
+
+
+class MissingExtra(ImportError):
+    """A command whose optional packages are not installed: its one line, printed as is."""
+
+
+BAD_INPUT = (ValueError, TypeError, KeyError, OSError, ImportError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -152,7 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "batch, with a stepper through its backward pass (default: off)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its checkpoint, with its saved "
-                            "settings (only --epochs may change)")
+                            "settings (only --epochs may change); with any number of "
+                            "processes")
+    train.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="train on N MPI processes (runs mpiexec -n N; needs the mpi "
+                            "extra): the global batch stays --batch-size, N shards of it "
+                            "(default: 1, or the number of processes mpiexec started)")
 
     evaluate = sub.add_parser(
         "evaluate", help="metrics of a trained model",
@@ -203,38 +218,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# the TrainConfig fields a command line may set (the rest are run options)
-def _given(args) -> dict:
-    """The config options named on the command line, with their values."""
-    from .train.config import TrainConfig
-
-    fields = TrainConfig.__dataclass_fields__
-    return {k: v for k, v in vars(args).items() if k in fields and v is not None}
-
-
-def _options(args):
-    from .train.config import TrainConfig
-
-    return TrainConfig(**_given(args))
-
-
 def cmd_train(args) -> int:
+    from . import distributed as dist
     from .train.job import run
 
-    result = run(_options(args), given=_given(args), out=args.out, resume=args.resume,
+    if args.workers is not None and args.workers > 1 and not dist.launched_by_mpi():
+        _exec_workers(args.workers, args.argv)
+    from .train.commands import given_options, options
+
+    result = run(options(args), given=given_options(args), out=args.out, resume=args.resume,
                  overwrite=args.overwrite, progress=not args.no_progress, graph=args.graph,
                  log=lambda m: print(m, file=sys.stderr))
+    code = _train_status(result)
+    if dist.get_rank() == 0:
+        _print_train_result(result)
+    return code
+
+
+def _exec_workers(workers: int, argv: list[str]):
+    """Replace this process by `mpiexec -n workers python -m retrograd <argv>` (the same
+    command line: each rank sees --workers equal to its world size and trains)."""
+    from .distributed import mpiexec_argv
+    from .distributed.world import MPI_EXTRA_HINT
+
+    if importlib.util.find_spec("mpi4py") is None:
+        raise ImportError(f"--workers {workers} runs on several processes, which needs "
+                          f"mpi4py: {MPI_EXTRA_HINT}")
+    command = mpiexec_argv(workers, ["-m", "retrograd", *argv])  # ImportError: no mpiexec
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(command[0], command)
+
+
+def _train_status(result: dict) -> int:
     if result["note"]:
-        print(f"{result['note']}; run folder {result['out']}")
         return 0
-    print(f"test accuracy {result['test_accuracy']:.4f}, balanced accuracy "
-          f"{result['test_balanced_accuracy']:.4f}, NLL {result['test_nll']:.4f}, "
-          f"ECE {result['test_ece']:.4f} after {result['epochs']} epochs "
-          f"({result['seconds']:.1f} s; {_stopped_words(result)}); run folder {result['out']}")
     stopped = result["stopped"]
     if stopped == "interrupted":
         return EXIT_TERMINATED if result.get("signal") == "SIGTERM" else EXIT_INTERRUPTED
     return EXIT_NON_FINITE if stopped == "non-finite" else 0
+
+
+def _print_train_result(result: dict) -> None:
+    if result["note"]:
+        print(f"{result['note']}; run folder {result['out']}")
+        return
+    ranks = f", {result['processes']} processes" if result.get("processes", 1) > 1 else ""
+    print(f"test accuracy {result['test_accuracy']:.4f}, balanced accuracy "
+          f"{result['test_balanced_accuracy']:.4f}, NLL {result['test_nll']:.4f}, "
+          f"ECE {result['test_ece']:.4f} after {result['epochs']} epochs "
+          f"({result['seconds']:.1f} s{ranks}; {_stopped_words(result)}); run folder "
+          f"{result['out']}")
 
 
 def _stopped_words(result: dict) -> str:
@@ -245,132 +279,17 @@ def _stopped_words(result: dict) -> str:
             "interrupted": f"interrupted; {weights}"}.get(result["stopped"], weights)
 
 
-def cmd_evaluate(args) -> int:
-    from . import data as D
-    from .train import metrics
-    from .train.saved_run import load_run
+def _command(name: str):
+    """The handler of a one-process command, imported when it runs."""
+    def handler(args) -> int:
+        from .train import commands
 
-    run = load_run(args.model)
-    description = run.description
-    if args.data is None or args.data in D.EMBEDDED:
-        source = args.data or description["data"]
-        split = D.load(source, description.get("label_column"))
-        x, y, what = split.x_test, split.y_test, f"the test split of {source}"
-    else:
-        source = args.data
-        x, y = D.load_labeled(source, args.label_column or description.get("label_column"),
-                              class_names=description.get("class_names"),
-                              n_classes=description["n_classes"])
-        what = f"all {len(y)} rows of {source}"
-    _check_width(x.shape[1], run.n_features, source)
-    probs = run.predict_proba(x)
-    report = metrics.classification_report(probs, y)
-    result = {"data": source, "n_rows": int(len(y)),
-              **{f"{k}": v for k, v in report.items()}}
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(f"accuracy {report['accuracy']:.4f}, balanced accuracy "
-              f"{report['balanced_accuracy']:.4f}, NLL {report['nll']:.4f}, ECE "
-              f"{report['ece']:.4f} on {what} (model {args.model}; --json for every metric)")
-    return 0
+        return getattr(commands, name)(args)
+    return handler
 
 
-def _check_width(n: int, expected: int, source) -> None:
-    if n != expected:
-        raise ValueError(f"--data {source}: the file has {n} feature columns, the model "
-                         f"expects {expected}")
-
-
-def cmd_predict(args) -> int:
-    from . import data as D
-    from .train.checkpoint import atomic_write
-    from .train.run_folder import check_writable
-    from .train.saved_run import load_run
-
-    run = load_run(args.model)
-    if args.output is not None:
-        _refuse_run_file(args.output, args.model)
-        folder = os.path.dirname(os.path.abspath(args.output))
-        if not os.path.isdir(folder):
-            raise ValueError(f"--output {args.output}: the folder {folder} does not exist")
-        check_writable(folder, "--output")
-    x, _ = D.read_features(args.data, run.n_features, header=not args.no_header,
-                           label_column=args.label_column
-                           or run.description.get("label_column"),
-                           class_names=run.description.get("class_names"),
-                           n_classes=run.description["n_classes"])
-    probs = run.predict_proba(x)
-    names = run.class_names
-    lines = ["row,prediction," + ",".join(f"p_{name}" for name in names)]
-    for i, row in enumerate(probs):
-        lines.append(f"{i},{names[int(row.argmax())]}," + ",".join(f"{v:.6g}" for v in row))
-    text = "\n".join(lines) + "\n"
-    if args.output is None:
-        sys.stdout.write(text)
-        return 0
-    atomic_write(args.output, lambda f: f.write(text.encode()))
-    print(f"{len(probs)} predictions written to {args.output}", file=sys.stderr)
-    return 0
-
-
-def _refuse_run_file(output: str, model: str) -> None:
-    """ValueError when `output` would replace a file of the run folder `model`."""
-    target, folder = os.path.abspath(output), os.path.abspath(model)
-    if os.path.dirname(target) == folder and os.path.exists(target):
-        raise ValueError(f"--output {output}: that is a file of the run folder {model}; "
-                         "predictions never replace a run's files")
-
-
-def cmd_lr_find(args) -> int:
-    from . import data as D
-    from . import random as _random
-    from .optim import find_lr
-    from .train import plots, threads
-    from .train.job import make_loss, make_optimizer, prepare
-    from .train.run_folder import RunFolder
-    from .train.saved_run import build_mlp
-
-    if not 0 < args.start_lr < args.end_lr:
-        raise ValueError(f"--start-lr {args.start_lr:g} must be positive and below --end-lr "
-                         f"{args.end_lr:g}")
-    if args.iterations < 2:
-        raise ValueError(f"--iterations must be at least 2, got {args.iterations}")
-    config = _options(args).resolved()
-    config.validation_fraction = 0.0  # the range test trains on every training row
-    config.early_stopping = None
-    name = os.path.basename(os.path.normpath(config.data)) or "data"
-    folder = RunFolder(args.out, f"lr-find-{name}", exists_ok=args.overwrite)
-    p = prepare(config)
-    _random.manual_seed(config.seed)
-    model = build_mlp(p.split.n_features, config.hidden, p.n_classes, config.activation)
-    loader = D.DataLoader(D.TensorDataset(p.x_train, p.y_train), batch_size=config.batch_size,
-                          shuffle=True)
-    optimizer = make_optimizer(config, model.parameters())
-    with threads.blas_threads(threads.resolve(config.threads, p.split.n_features,
-                                              config.hidden, config.batch_size)):
-        result = find_lr(model, make_loss(config, p.y_train, p.n_classes), loader,
-                         optimizer=optimizer, start_lr=args.start_lr, end_lr=args.end_lr,
-                         num_iter=args.iterations)
-    folder.create()
-    if args.overwrite:
-        folder.remove_run_files()
-    try:
-        folder.write_results(lambda staging: plots.lr_finder(
-            result.lrs, result.losses, result.suggestion, os.path.join(staging, "lr_find.png"),
-            f"learning-rate range test: {p.split.name}, {config.optimizer}, batch "
-            f"{config.batch_size}"))
-    except BaseException:
-        folder.discard()
-        raise
-    found = (f"suggested learning rate {result.suggestion:.3g}" if result.suggestion
-             else "no suggestion (the loss never fell)")
-    print(f"{found}; plot lr_find.png; run folder {folder.path}")
-    return 0
-
-
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "lr-find": cmd_lr_find}
+COMMANDS = {"train": cmd_train, "evaluate": _command("cmd_evaluate"),
+            "predict": _command("cmd_predict"), "lr-find": _command("cmd_lr_find")}
 
 
 def missing_extra(command: str) -> str | None:
@@ -391,32 +310,70 @@ def _one_line(message: str, command: str | None) -> str:
     return f"{text} (see {where})"
 
 
+def _parse(argv: list[str]):
+    """The parsed command line (args.argv: argv itself); UsageError or MissingExtra."""
+    args = build_parser().parse_args(argv)
+    need = missing_extra(args.command)
+    if need:
+        raise MissingExtra(f"retrograd: error: {need}")
+    args.argv = argv
+    workers = getattr(args, "workers", None)
+    if workers is not None:
+        from . import distributed as dist
+
+        if workers < 1:
+            raise ValueError(f"--workers must be a positive integer, got {workers}")
+        if dist.launched_by_mpi() and workers != dist.get_world_size():
+            size = dist.get_world_size()
+            raise ValueError(f"--workers {workers}: this job already runs as {size} MPI "
+                             f"process{'es' if size > 1 else ''} (mpiexec -n {size}); give "
+                             f"--workers {size} or leave it out")
+    return args
+
+
+def _error_line(exc: BaseException, command: str | None) -> str:
+    """The one stderr line of a bad-input error."""
+    if isinstance(exc, MissingExtra):
+        return str(exc)
+    if isinstance(exc, UsageError):
+        return _one_line(exc, command)
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    return _one_line(f"retrograd {command or ''}: error: {message}", command)
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
 def main(argv=None) -> int:
+    from . import distributed as dist
     from .train.interrupts import Terminated, sigterm_as_interrupt
 
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
+    if dist.launched_by_mpi():
+        try:
+            dist.init()  # first: a rank that fails before init() leaves its peers waiting
+        except ImportError as exc:  # launched as several processes without mpi4py
+            _stderr(_error_line(exc, command))
+            return EXIT_BAD_INPUT
+        if dist.get_world_size() > 1:
+            from .train.ranks import run_command
+
+            return run_command(argv, command, _parse, cmd_train, _error_line)
     try:
         with sigterm_as_interrupt():
-            args = build_parser().parse_args(argv)
+            args = _parse(argv)
             command = args.command
-            need = missing_extra(command)
-            if need:
-                print(f"retrograd: error: {need}", file=sys.stderr)
-                return EXIT_BAD_INPUT
             handler = getattr(args, "handler", None) or COMMANDS[command]
             return handler(args)
-    except UsageError as exc:
-        print(_one_line(exc, command), file=sys.stderr)
-    except (ValueError, TypeError, KeyError, OSError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(_one_line(f"retrograd {command or ''}: error: {message}", command),
-              file=sys.stderr)
+    except BAD_INPUT as exc:
+        _stderr(_error_line(exc, command))
     except Terminated:
-        print("retrograd: stopped by SIGTERM", file=sys.stderr)
+        _stderr("retrograd: stopped by SIGTERM")
         return EXIT_TERMINATED
     except KeyboardInterrupt:
-        print("retrograd: interrupted", file=sys.stderr)
+        _stderr("retrograd: interrupted")
         return EXIT_INTERRUPTED
     return EXIT_BAD_INPUT
 

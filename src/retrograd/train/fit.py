@@ -70,8 +70,9 @@ class Loop:
     """Where training is; what every callback hook receives."""
 
     def __init__(self, model, loss_fn, optimizer, loader, epochs, start_epoch, history,
-                 callbacks):
+                 callbacks, collective=None):
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.collective = collective  # train/collective.py under MPI, else None
         self.loader, self.epochs, self.start_epoch = loader, epochs, start_epoch
         self.history, self.callbacks = history, callbacks
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -111,7 +112,8 @@ class Loop:
                 total += float(np.dot(flat, zeros[:flat.size]))
         return total == 0.0
 
-    def _hook(self, name: str) -> None:
+    def hook(self, name: str) -> None:
+        """Call every callback's `name` hook with this loop."""
         for callback in self.callbacks:
             getattr(callback, name)(self)
 
@@ -120,19 +122,42 @@ class Loop:
         self.restore_last_good()
         self.stopped, self.message = reason, message
 
+    def halt_on_loss(self, step: int, value: float) -> None:
+        self._halt("non-finite", f"the loss became {value} at epoch {self.epoch}, step {step}: "
+                   f"training stopped and {self._kept()}; try a lower learning rate (now "
+                   f"{self.optimizer.param_groups[0]['lr']:g})")
+
+    def halt_on_gradient(self, step: int, value: float) -> None:
+        self._halt("non-finite", f"a gradient became NaN or infinite at epoch {self.epoch}, "
+                   f"step {step} (the loss was finite, {value:.6g}): training stopped before "
+                   f"the update and {self._kept()}")
+
+    def gradients_finite(self) -> bool:
+        return self.all_finite(p.grad.numpy() for p in self.params if p.grad is not None)
+
     def _kept(self) -> str:
         done = self.epoch - 1
         return f"the weights of epoch {done} were kept" if done > 0 else \
             "the initial weights were kept (no epoch finished)"
 
     def run(self, validation, check_finite: bool, max_steps: int | None) -> None:
-        self._hook("on_train_begin")
+        if self.collective is None:
+            self._run(validation, check_finite, max_steps)
+            return
+        # under MPI a signal must not raise where it lands (interrupts.py): the ranks agree
+        with interrupts.stop_requests():
+            self._run(validation, check_finite, max_steps)
+
+    def _run(self, validation, check_finite: bool, max_steps: int | None) -> None:
+        self.hook("on_train_begin")
         try:
             for epoch in range(self.start_epoch + 1, self.epochs + 1):
                 self.epoch = epoch
                 if not self._run_epoch(check_finite, max_steps):
                     return  # halted by a guard: no record for this epoch
                 self._end_epoch(validation)
+                if self.collective is not None:
+                    self.collective.end_epoch()  # a stop request on any rank: all raise
                 if self.stop is not None:
                     if self.stop != "max-steps":
                         self.stopped = self.stop
@@ -145,45 +170,48 @@ class Loop:
             self.message = (f"interrupted ({self.history.signal}): "
                             f"{self._kept().replace('were kept', 'are kept')}")
         finally:
-            self._hook("on_train_end")
+            self.hook("on_train_end")
 
     def _run_epoch(self, check_finite: bool, max_steps: int | None) -> bool:
         """One epoch of steps; False when a guard halted training."""
         self.model.train()
-        self._hook("on_epoch_begin")
+        self.hook("on_epoch_begin")
         self.seen, self.loss_sum, self.correct = 0, 0.0, 0
         self._t0 = time.perf_counter()
         for step, batch in enumerate(self.loader, start=1):
             self.batch, self.skip_batch = batch, False
-            self._hook("on_batch_begin")
-            if self.skip_batch:
-                continue
-            x, *targets = batch
-            self.out = out = self.model(x)
-            self.loss = loss = self.loss_fn(out, *targets)
-            self.loss_value = value = float(loss.item())
-            if not math.isfinite(value):
-                self._halt("non-finite", f"the loss became {value} at epoch {self.epoch}, "
-                           f"step {step}: training stopped and {self._kept()}; try a lower "
-                           f"learning rate (now {self.optimizer.param_groups[0]['lr']:g})")
-                return False
-            self.optimizer.zero_grad()
-            loss.backward()
-            self._hook("on_after_backward")
-            if check_finite and not self.all_finite(
-                    p.grad.numpy() for p in self.params if p.grad is not None):
-                self._halt("non-finite", f"a gradient became NaN or infinite at epoch "
-                           f"{self.epoch}, step {step} (the loss was finite, {value:.6g}): "
-                           f"training stopped before the update and {self._kept()}")
-                return False
-            self.optimizer.step()
+            self.hook("on_batch_begin")
+            if self.collective is not None:
+                # every rank takes every step; decisions on global sums (collective.py)
+                stepped = self.collective.step(self, step, check_finite)
+                if stepped is False:
+                    return False
+                if stepped is None:
+                    continue
+            else:
+                if self.skip_batch:
+                    continue
+                x, *targets = batch
+                self.out = out = self.model(x)
+                self.loss = loss = self.loss_fn(out, *targets)
+                self.loss_value = value = float(loss.item())
+                if not math.isfinite(value):
+                    self.halt_on_loss(step, value)
+                    return False
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.hook("on_after_backward")
+                if check_finite and not self.gradients_finite():
+                    self.halt_on_gradient(step, value)
+                    return False
+                self.optimizer.step()
+                n = len(targets[0]) if targets else len(x)
+                self.seen += n
+                self.loss_sum += value * n
+                if targets:
+                    self.correct += _correct(out, targets[0])
             self.step += 1
-            n = len(targets[0]) if targets else len(x)
-            self.seen += n
-            self.loss_sum += value * n
-            if targets:
-                self.correct += _correct(out, targets[0])
-            self._hook("on_batch_end")
+            self.hook("on_batch_end")
             if max_steps is not None and self.step >= max_steps:
                 self.stop = "max-steps"
                 break
@@ -207,7 +235,7 @@ class Loop:
                 return
             self.history.epochs.append(record)
             self.last_good = self.snapshot()
-            self._hook("on_epoch_end")
+            self.hook("on_epoch_end")
 
 
 def fit(model, loss_fn: Callable, optimizer, train_loader, epochs: int, *,
@@ -215,7 +243,8 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, epochs: int, *,
         early_stopping: int | EarlyStopping | None = None, clip_grad_norm: float | None = None,
         progress: bool = True, history: History | None = None, start_epoch: int = 0,
         callbacks: Iterable[Callback] = (), on_epoch_end: Callable | None = None,
-        max_steps: int | None = None, check_finite: bool = True) -> History:
+        max_steps: int | None = None, check_finite: bool = True,
+        distributed: bool | None = None) -> History:
     """Train for epochs start_epoch+1 .. epochs (or max_steps optimizer steps); returns the
     History.
 
@@ -224,7 +253,22 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, epochs: int, *,
     that many epochs without a lower validation loss and ends with the best weights.
     on_epoch_end(epoch, history) runs after each epoch (checkpoints). check_finite: a non-finite
     gradient stops training like a non-finite loss (one BLAS pass over the gradients per step).
+
+    Under `mpiexec -n N` (distributed None or True; False trains each rank alone) every rank
+    runs this same call: a DataLoader's global batches are sharded over the ranks, the
+    optimizer averages the gradients weighted by rows (the single process's gradient), rank
+    0's weights are broadcast first, and every decision (non-finite values, early stopping,
+    Ctrl-C) is taken by all ranks together; the progress bar is rank 0's. See
+    docs/distributed.md.
     """
+    from .collective import distribute
+
+    optimizer, train_loader, collective = distribute(model, optimizer, train_loader,
+                                                     distributed)
+    if collective is not None and progress:
+        from ..distributed import get_rank
+
+        progress = get_rank() == 0
     history = history if history is not None else History()
     built: list[Callback] = []
     if clip_grad_norm is not None:
@@ -242,7 +286,8 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, epochs: int, *,
     if on_epoch_end is not None:
         built.append(LambdaCallback(
             on_epoch_end=lambda loop: on_epoch_end(loop.epoch, loop.history)))
-    loop = Loop(model, loss_fn, optimizer, train_loader, epochs, start_epoch, history, built)
+    loop = Loop(model, loss_fn, optimizer, train_loader, epochs, start_epoch, history, built,
+                collective)
     loop.run(validation, check_finite, max_steps)
     history.stopped, history.message = loop.stopped, loop.message
     return history

@@ -40,9 +40,11 @@ class ResultWriter:
     """Evaluates the kept weights on the test split and writes every result file."""
 
     def __init__(self, p, model, loss_fn, history: History, kept_epoch: int, seconds: float,
-                 blas_threads: int | None = None):
+                 processes: int = 1, blas_threads: int | None = None):
         self.p, self.model, self.loss_fn, self.history = p, model, loss_fn, history
-        self.kept_epoch, self.seconds, self.blas_threads = kept_epoch, seconds, blas_threads
+        self.kept_epoch, self.seconds = kept_epoch, seconds
+        self.processes = processes  # MPI ranks that trained (the last part of a resumed run)
+        self.blas_threads = blas_threads  # per process
 
     def metrics(self) -> tuple[dict, np.ndarray]:
         p, config, history = self.p, self.p.config, self.history
@@ -64,6 +66,7 @@ class ResultWriter:
             "weights_from_epoch": self.kept_epoch,  # 0: the initial weights
             "best_epoch": history.best_epoch,
             "seconds": self.seconds,
+            "processes": self.processes,
             "blas_threads": self.blas_threads,
             "n_train": int(len(p.y_train)),
             "n_validation": 0 if p.y_val is None else int(len(p.y_val)),

@@ -42,11 +42,15 @@ def idle_cores() -> float:
     return cores() - load
 
 
-def default_threads(n_features: int, hidden: list[int], batch_size: int) -> int:
-    """1 for small models; for large ones the idle cores (at least 1, at most every core)."""
+def default_threads(n_features: int, hidden: list[int], batch_size: int,
+                    ranks_here: int = 1) -> int:
+    """1 for small models; for large ones this process's share of the idle cores: all of
+    them, or // ranks_here when ranks_here MPI ranks share this node (each rank's batch_size is
+    its shard of the global batch). On a 2-core node, 2 ranks get one thread each."""
     if step_work(n_features, hidden, batch_size) < MULTI_THREAD_WORK:
         return 1
-    return max(1, min(cores(), int(idle_cores() + 0.5)))
+    free = min(cores(), int(idle_cores() + 0.5))
+    return max(1, free // max(1, ranks_here))
 
 
 @contextlib.contextmanager
@@ -65,6 +69,15 @@ def blas_threads(n: int | None):
         yield
 
 
-def resolve(threads: int | None, n_features: int, hidden: list[int], batch_size: int) -> int:
+def resolve(threads: int | None, n_features: int, hidden: list[int], batch_size: int,
+            ranks_here: int = 1) -> int:
     """The thread count a run uses: `threads`, or the default for this model and machine."""
-    return threads if threads is not None else default_threads(n_features, hidden, batch_size)
+    if threads is not None:
+        return threads
+    return default_threads(n_features, hidden, batch_size, ranks_here)
+
+
+def limited(threads: int | None, n_features: int, hidden: list[int], batch_size: int,
+            ranks_here: int = 1):
+    """blas_threads(resolve(...))."""
+    return blas_threads(resolve(threads, n_features, hidden, batch_size, ranks_here))
