@@ -60,19 +60,6 @@ def test_train_on_mnist1d_and_user_files(tmp_path, capsys):
         assert json.loads((out / "metrics.json").read_text())["test_accuracy"] > floor
 
 
-def test_the_readme_mnist1d_command_reaches_the_papers_mlp_accuracy(tmp_path, capsys):
-    """The MNIST-1D paper's MLP reaches 68% test accuracy; so does the README's command."""
-    out = tmp_path / "m1d"
-    args = ["train", "--data", "mnist1d", "--optimizer", "sgd", "--lr", "0.1",
-            "--weight-decay", "1e-3", "--schedule", "cosine", "--epochs", "100",
-            "--validation-fraction", "0", "--no-progress", "--out", str(out)]
-    code, _, err = run(args, capsys)
-    assert code == 0, err
-    result = json.loads((out / "metrics.json").read_text())
-    assert result["config"]["hidden"] == [256, 256]  # the default MLP
-    assert result["test_accuracy"] >= 0.68
-
-
 def test_train_on_an_idx_folder_and_the_synthetic_sets(tmp_path, capsys):
     """MNIST's IDX layout (gzipped) made from learnable 4x4 images, and the two spirals."""
     rng = np.random.default_rng(0)

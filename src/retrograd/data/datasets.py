@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,7 +111,15 @@ def digits() -> Split:
 
 
 def mnist1d() -> Split:
-    """MNIST-1D generated offline by its package: 4000 train / 1000 test, 40 features."""
+    """MNIST-1D generated offline by its package: 4000 train / 1000 test, 40 features (a fresh
+    copy each call; generated once per process)."""
+    x, y, x_test, y_test = _mnist1d_arrays()
+    return Split("mnist1d", x.copy(), y.copy(), x_test.copy(), y_test.copy())
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist1d_arrays():
+    """The generation takes about 2 s and is deterministic: done once per process."""
     from mnist1d.data import get_dataset_args, make_dataset
 
     state = np.random.get_state()  # mnist1d seeds NumPy's global generator; leave it as it was
@@ -118,7 +127,7 @@ def mnist1d() -> Split:
         data = make_dataset(get_dataset_args())
     finally:
         np.random.set_state(state)
-    return Split("mnist1d", data["x"], data["y"], data["x_test"], data["y_test"])
+    return data["x"], data["y"], data["x_test"], data["y_test"]
 
 
 def spirals(n_samples: int = 1000, n_classes: int = 2, noise: float = 0.2,
