@@ -21,6 +21,8 @@ from .grad_mode import set_grad_enabled
 from .ops import array_namespace
 
 _OBSERVERS: list = []  # callbacks of `observing`, innermost last
+_HOST, _HOST_ARRAY = backend.host, backend.host.ndarray  # backend.of's NumPy fast path
+_ARRAY_OPS: dict = {}  # backend: its array namespace (ops.array_namespace keeps it current)
 
 
 class observing:
@@ -143,9 +145,13 @@ def run_backward(roots, root_grads, *, graph_ns=None, targets=None, create_graph
         with set_grad_enabled(True):
             _propagate(pending, grads, results, needed, capture, graph_ns, None, retain_graph)
     else:  # VJPs on arrays record nothing, whatever the grad mode
-        xp = backend.of(roots[0]._node.out)
-        _propagate(pending, grads, results, needed, capture, array_namespace(xp),
-                   xp.may_overwrite, retain_graph)
+        out = roots[0]._node.out
+        xp = _HOST if type(out) is _HOST_ARRAY else backend.of(out)
+        ops = _ARRAY_OPS.get(xp)
+        if ops is None:
+            ops = _ARRAY_OPS[xp] = array_namespace(xp)
+        _propagate(pending, grads, results, needed, capture, ops, xp.may_overwrite,
+                   retain_graph)
     return results
 
 
@@ -196,8 +202,8 @@ def _propagate(pending, grads, results, needed, capture, ops, may_overwrite,
                 callback(node, g)
         # only an array that nothing else holds (not another node's pending gradient, not a
         # captured result, not an observer's) may be overwritten by the VJP
-        private = not create_graph and may_overwrite(g)
-        input_grads = prim.vjp(ops, g, out, *args, wanted=wanted, g_private=private, **params)
+        private = prim.overwrites_g and not create_graph and may_overwrite(g)
+        input_grads = prim.vjp(ops, g, out, args, params, wanted, private)
         for i, a in edges:
             gi = input_grads[i]
             if gi is None:  # an argument without a gradient (a label, a condition)
@@ -213,7 +219,8 @@ def _propagate(pending, grads, results, needed, capture, ops, may_overwrite,
             else:
                 grads[child] = gi
                 heapq.heappush(pending, (-child.seq, child))
-        gi = g = input_grads = None  # no stale reference may make the next gradient look shared
+        # no stale reference may make the next gradient look shared
+        gi = g = input_grads = None
         if not retain_graph:
             _release(node)
 
@@ -255,7 +262,7 @@ def root_gradient(data, gradient) -> object:
     """The gradient a backward starts from, for an output array `data`: ones for a scalar when
     `gradient` is None, else a copy of the array `gradient` in data's dtype (the caller's array
     must never end up as some .grad)."""
-    xp = backend.of(data)
+    xp = _HOST if type(data) is _HOST_ARRAY else backend.of(data)
     if gradient is None:
         if data.size != 1:
             raise RuntimeError(

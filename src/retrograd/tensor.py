@@ -24,6 +24,8 @@ from .tensor_methods import TensorMethods, normalize_index
 _P = PRIMITIVES
 _SEQUENCE = itertools.count()
 _backend_of = backend.of
+# the NumPy fast path of `backend.of`, for apply: one type comparison
+_HOST, _HOST_ARRAY = backend.host, backend.host.ndarray
 
 
 def get_default_dtype():
@@ -115,7 +117,10 @@ def apply(prim: Primitive, *args, **params) -> Tensor:
                     wanted.append(i)
         else:
             arrays.append(a)
-    xp = _backend_of(data) if data is not None else backend.of_arrays(arrays)
+    if type(data) is _HOST_ARRAY:
+        xp = _HOST
+    else:
+        xp = _backend_of(data) if data is not None else backend.of_arrays(arrays)
     out = prim.forward(xp, *arrays, **params)
     saved = None
     if prim.saves:
@@ -266,7 +271,40 @@ class Tensor(TensorMethods):
     def backward(self, gradient=None, retain_graph=None, create_graph=False) -> None:
         """Accumulate d(self)/d(leaf) into each leaf's `.grad`; `gradient` is needed unless
         self is a scalar."""
-        _backward(self, gradient, retain_graph, create_graph)
+        # one function, no helpers: this runs once per training step
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad (no leaf it "
+                               "depends on has requires_grad=True, or it was made under "
+                               "no_grad)")
+        data = self._data
+        g = root_gradient(data, gradient._data if isinstance(gradient, Tensor) else gradient)
+        if self._node is None:  # backward on a leaf itself
+            _accumulate(self, _wrap(g))
+            return
+        if create_graph:
+            g = _wrap(g)
+        if retain_graph is None:
+            retain_graph = create_graph or retain_graphs.active
+        results = run_backward([self], [g], graph_ns=GRAPH_NS, create_graph=create_graph,
+                               retain_graph=retain_graph)
+        if create_graph:
+            while results:
+                _accumulate(*results.popitem())
+            return
+        may_overwrite = (_HOST if type(data) is _HOST_ARRAY else _backend_of(data)).may_overwrite
+        while results:
+            leaf, gi = results.popitem()
+            # a `.grad` must own its array: copy unless it is fresh and held by nothing else,
+            # such as another leaf's entry
+            if not may_overwrite(gi):
+                gi = gi.copy(order="K")
+            grad = leaf.grad
+            if grad is None:
+                leaf.grad = _wrap(gi)
+            elif grad.requires_grad:
+                leaf.grad = grad + _wrap(gi)
+            else:
+                grad._data += gi
 
     # ------------------------------------------------------------------ casting
     def to(self, dtype) -> Tensor:
@@ -377,33 +415,8 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
-def _backward(t: Tensor, gradient, retain_graph, create_graph: bool) -> None:
-    """Tensor.backward: accumulate into `.grad` of every leaf that requires grad."""
-    if not t.requires_grad:
-        raise RuntimeError("backward() on a tensor that does not require grad (no leaf it "
-                           "depends on has requires_grad=True, or it was made under no_grad)")
-    g = root_gradient(t._data, gradient._data if isinstance(gradient, Tensor) else gradient)
-    if t._node is None:  # backward on a leaf itself
-        _accumulate(t, _wrap(g))
-        return
-    if create_graph:
-        g = _wrap(g)
-    retain = (create_graph or retain_graphs.active) if retain_graph is None else retain_graph
-    results = run_backward([t], [g], graph_ns=GRAPH_NS, create_graph=create_graph,
-                           retain_graph=retain)
-    may_overwrite = _backend_of(t._data).may_overwrite
-    while results:
-        leaf, gi = results.popitem()
-        if not create_graph:
-            # a `.grad` must own its array: copy unless it is fresh and held by nothing else,
-            # such as another leaf's entry
-            if not may_overwrite(gi):
-                gi = gi.copy(order="K")
-            gi = _wrap(gi)
-        _accumulate(leaf, gi)
-
-
 def _accumulate(leaf: Tensor, g: Tensor) -> None:
+    """leaf.grad += g, in place when neither is part of a graph."""
     if leaf.grad is None:
         leaf.grad = g
     elif g.requires_grad or leaf.grad.requires_grad:

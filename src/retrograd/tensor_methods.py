@@ -66,7 +66,7 @@ class TensorMethods:
         kind = type(other)
         if kind is float or kind is int or isinstance(other, TensorMethods):
             return other
-        if backend.is_array_scalar(other):  # before float: np.float64 is a float
+        if backend.is_array_scalar(other):  # before float: a NumPy float64 is a float
             return other.item()
         if isinstance(other, (int, float, bool)) or backend.is_array(other):
             return other

@@ -13,7 +13,9 @@ seam's own functions, where array libraries differ:
                                       exp2 on SVML, a BLAS product with ones)
     take_class(a, t), add_to_class(a, t, v)    a[n, t_n] and a[n, t_n] += v_n
     scatter_add(out, index, values)   out[index] += values with repeated indices accumulating
-    sum_all, min_all, max_all         whole-array reductions
+    reduce_sum(a, axis), reduce_min(a, axis), reduce_max(a, axis)
+                                      reductions (axis None: all elements; NumPy: the ufuncs'
+                                      reduce, without the Python-level dispatch of a.sum())
     default_rng(seed), uniform(gen, shape, dtype), standard_normal(gen, shape, dtype)
                                       the seeded host generator and draws on this backend
 

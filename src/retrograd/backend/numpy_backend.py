@@ -90,7 +90,8 @@ VOCABULARY = (
     "bool_", "float32", "float64", "int32", "int64",
     # the seam's own functions
     "NAME", "ARRAY_TYPES", "to_numpy", "copy", "may_overwrite", "column_major", "fast_exp",
-    "row_sums", "take_class", "add_to_class", "scatter_add", "sum_all", "min_all", "max_all",
+    "row_sums", "take_class", "add_to_class", "scatter_add", "reduce_sum", "reduce_min",
+    "reduce_max",
     "default_rng", "uniform", "standard_normal",
 )
 
@@ -135,7 +136,8 @@ def _base_probe(a) -> int:
 def _calibrate() -> tuple[int, int]:
     """The counts that mean "held by one variable of the caller only", measured on arrays known
     to be private rather than assumed: how many references the interpreter's own call
-    machinery adds differs between Python versions."""
+    machinery adds differs between Python versions. The second is the count of a view's base
+    that only the view holds, seen from a frame with one variable bound to it (`_owns_base`)."""
     a = np.empty(1)
     return _probe(a), _base_probe(np.empty((2, 2)).T)
 
@@ -153,11 +155,15 @@ def may_overwrite(a) -> bool:
     """
     if _refcount(a) > _SOLE or not a.flags.writeable:
         return False
+    return a.base is None or _owns_base(a)
+
+
+def _owns_base(a) -> bool:
+    """Whether the view `a` alone holds its base: a whole plain array (no view of a view) that
+    nothing but `a` refers to. Holds exactly one variable bound to the base (as _base_probe)."""
     base = a.base
-    if base is None:
-        return True
     return (type(base) is np.ndarray and base.base is None and base.size == a.size
-            and _base_probe(a) <= _SOLE_BASE)
+            and _refcount(base) <= _SOLE_BASE)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -250,11 +256,10 @@ def scatter_add(out: np.ndarray, index, values) -> None:
     np.add.at(out, index, values)
 
 
-# whole-array reductions through the ufuncs' reduce: the same result as a.sum() / a.min() /
-# a.max() with less of NumPy's Python-level dispatch, which counts for the loss's small vectors
-sum_all = functools.partial(np.add.reduce, axis=None)
-min_all = functools.partial(np.minimum.reduce, axis=None)
-max_all = functools.partial(np.maximum.reduce, axis=None)
+# reductions through the ufuncs' own reduce, reduce_sum(a, axis) etc. (axis None: all
+# elements): the same result as a.sum(axis) / a.min(axis) / a.max(axis) with less of NumPy's
+# Python-level dispatch, which counts for the loss's small per-sample vectors
+reduce_sum, reduce_min, reduce_max = np.add.reduce, np.minimum.reduce, np.maximum.reduce
 
 
 # ----------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def _per_sample(v):
 def _reduced(xp, loss, reduce_by):
     """The per-sample losses, or their sum divided by `reduce_by` (1 for 'sum', the summed
     weights or the sample count for 'mean'): reducing inside the node saves two graph nodes."""
-    return loss if reduce_by is None else xp.asarray(xp.sum_all(loss) / reduce_by)
+    return loss if reduce_by is None else xp.asarray(xp.reduce_sum(loss, None) / reduce_by)
 
 
 def _index_coefficients(xp, x, target, weight, ignore_index, smoothing, sample_weight):
@@ -110,7 +110,8 @@ def _index_nll(xp, x, t):
             z = xp.row_sums(e)
             ratio = z / xp.take_class(e, t)
         # two reductions (a NaN fails them too) instead of boolean passes
-        if xp.min_all(z) >= z_min and xp.max_all(ratio) <= _RATIO_MAX[x.dtype]:
+        if xp.reduce_min(z, None) >= z_min and \
+                xp.reduce_max(ratio, None) <= _RATIO_MAX[x.dtype]:
             return e, z, None, xp.log(ratio)
     shift = x.max(axis=1)
     e = xp.fast_exp(x - _per_sample(shift))

@@ -3,21 +3,26 @@
 Every primitive is stored in ONE form, whatever way its VJPs were written:
 
     forward(xp, *arrays, **params) -> out            (or (out, saved) when it `saves`)
-    vjp(ops, g, out, *args, wanted, g_private, **params) -> per-position gradients
+    vjp(ops, g, out, args, params, wanted, g_private) -> per-position gradients
 
 `xp` is the arrays' backend (NumPy's namespace plus the seam's functions, see
 retrograd.backend). `ops` is a namespace with one function per primitive: on plain arrays during
 a plain backward, recording Tensor functions under create_graph, so one VJP serves both; `ops.raw`
-gives the array behind a value. `vjp` returns a sequence indexed by argument position holding
+gives the array behind a value; `args` and `params` are the node's arguments (a tuple) and
+keyword parameters (a dict). `vjp` returns a sequence indexed by argument position holding
 the gradient of each position in `wanted` (None elsewhere, or where the argument has no
 gradient). `g_private` is the engine's word that nothing else holds the array `g`, which the
 VJP may then overwrite.
 
 `primitive(...)` accepts three ways of writing the VJPs and turns each into that form when the
-primitive is registered (as HIPS autograd's defvjp turns per-argument VJPs into vjp_argnums):
-one VJP per argument ``vjp_i(ops, g, out, *args, **params)``; one `joint` VJP already in the
-form above (Linear: its gradients share work); or, for `variadic` primitives (cat), one VJP
-called for each argument with ``arg=i``. The engine then has one call and one loop.
+primitive is registered (as HIPS autograd's defvjp turns per-argument VJPs into vjp_argnums,
+whose arguments and keyword arguments also travel as a tuple and a dict): one VJP per argument
+``vjp_i(ops, g, out, *args, **params)``; one `joint` VJP for all arguments, ``joint(ops, g, out,
+*args, wanted, g_private, **params)`` returning the per-position gradients (Linear: its
+gradients share work); or, for `variadic` primitives (cat), one VJP called for each argument
+with ``arg=i``. The engine then has one call and one loop. (Arguments travel as a tuple and a
+dict rather than spread: each wrapper then costs one cheap call, not a re-packing of the keyword
+parameters.)
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ class Primitive:
     elementwise: bool = False
     domain: tuple[str, ...] = ()
     saves: bool = False
+    # whether the VJP can use g_private (joint VJPs): the engine proves privacy only for those
+    overwrites_g: bool = False
 
     def has_gradient(self, i: int) -> bool:
         """Whether argument position i receives a gradient."""
@@ -80,7 +87,7 @@ def primitive(name: str, forward: Callable, *vjps: Callable | None, joint: Calla
     if joint is not None:
         if variadic or not isinstance(arity, int) or arity < 1:
             raise TypeError(f"primitive {name!r}: a joint VJP needs arity=<number of arguments>")
-        vjp, differentiable = joint, None
+        vjp, differentiable = _from_joint(joint), None
     elif variadic:
         if len(vjps) != 1 or vjps[0] is None:
             raise TypeError(f"primitive {name!r}: a variadic primitive takes one VJP (with arg=)")
@@ -92,22 +99,39 @@ def primitive(name: str, forward: Callable, *vjps: Callable | None, joint: Calla
     domain = tuple(domain) if domain is not None else ("real",) * (arity or 0)
     if not set(domain) <= set(DOMAINS):
         raise ValueError(f"primitive {name!r}: domains must be among {DOMAINS}, got {domain}")
-    prim = Primitive(name, forward, vjp, arity, differentiable, elementwise, domain, saves)
+    prim = Primitive(name, forward, vjp, arity, differentiable, elementwise, domain, saves,
+                     overwrites_g=joint is not None)
     if register:
         PRIMITIVES[name] = prim
+        for xp, ns in _ARRAY_NAMESPACES.values():  # namespaces made before this entry
+            setattr(ns, name, _array_function(prim, xp))
     return prim
 
 
+def _from_joint(joint: Callable) -> Callable:
+    """The stored form of a joint VJP."""
+    def vjp(ops, g, out, args, params, wanted, g_private):
+        return joint(ops, g, out, *args, wanted=wanted, g_private=g_private, **params)
+    return vjp
+
+
 def _from_per_argument(vjps: tuple) -> Callable:
-    """The joint form of one VJP per argument: each wanted argument's VJP, None elsewhere."""
-    if len(vjps) == 1:  # unary: no loop, no list
+    """The stored form of one VJP per argument: each wanted argument's VJP, None elsewhere."""
+    if len(vjps) == 1:  # unary and binary without a loop: the common cases, kept cheap
         (only,) = vjps
 
-        def unary_vjp(ops, g, out, x, *, wanted, g_private=False, **params):
-            return (only(ops, g, out, x, **params),)
+        def unary_vjp(ops, g, out, args, params, wanted, g_private):
+            return (only(ops, g, out, *args, **params),)
         return unary_vjp
+    if len(vjps) == 2:
+        first, second = vjps
 
-    def vjp(ops, g, out, *args, wanted, g_private=False, **params):
+        def binary_vjp(ops, g, out, args, params, wanted, g_private):
+            return (first(ops, g, out, *args, **params) if first and 0 in wanted else None,
+                    second(ops, g, out, *args, **params) if second and 1 in wanted else None)
+        return binary_vjp
+
+    def vjp(ops, g, out, args, params, wanted, g_private):
         grads = [None] * len(args)
         for i in wanted:
             one = vjps[i]
@@ -118,8 +142,8 @@ def _from_per_argument(vjps: tuple) -> Callable:
 
 
 def _from_variadic(one: Callable) -> Callable:
-    """The joint form of a variadic primitive's VJP, called once per wanted argument."""
-    def vjp(ops, g, out, *args, wanted, g_private=False, **params):
+    """The stored form of a variadic primitive's VJP, called once per wanted argument."""
+    def vjp(ops, g, out, args, params, wanted, g_private):
         grads = [None] * len(args)
         for i in wanted:
             grads[i] = one(ops, g, out, *args, **params, arg=i)
@@ -130,25 +154,29 @@ def _from_variadic(one: Callable) -> Callable:
 # ----------------------------------------------------------------------------------------------
 # the namespace VJPs run on during a plain backward
 
-_ARRAY_NAMESPACES: dict[str, SimpleNamespace] = {}
+_ARRAY_NAMESPACES: dict[str, tuple] = {}  # backend name: (backend, namespace)
 
 
 def array_namespace(xp) -> SimpleNamespace:
     """`ops` for a plain backward on backend `xp`: each primitive is its own forward on that
     backend's arrays, so nothing is wrapped and no graph is built; `raw` is the identity."""
-    ns = _ARRAY_NAMESPACES.get(xp.NAME)
-    if ns is None or len(vars(ns)) != len(PRIMITIVES) + 1:  # (re)built once the table is full
-        functions = {n: _without_saved(p.forward, xp) if p.saves
-                     else functools.partial(p.forward, xp) for n, p in PRIMITIVES.items()}
-        ns = _ARRAY_NAMESPACES[xp.NAME] = SimpleNamespace(raw=_identity, **functions)
-    return ns
+    entry = _ARRAY_NAMESPACES.get(xp.NAME)
+    if entry is None:
+        functions = {n: _array_function(p, xp) for n, p in PRIMITIVES.items()}
+        entry = _ARRAY_NAMESPACES[xp.NAME] = (xp, SimpleNamespace(raw=_identity, **functions))
+    return entry[1]
 
 
 def _identity(a):
     return a
 
 
-def _without_saved(forward: Callable, xp) -> Callable:
+def _array_function(prim: Primitive, xp) -> Callable:
+    """The primitive's forward on backend xp, returning only the output."""
+    if not prim.saves:
+        return functools.partial(prim.forward, xp)
+    forward = prim.forward
+
     def f(*args, **params):
         return forward(xp, *args, **params)[0]
     return f
