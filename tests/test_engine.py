@@ -244,6 +244,21 @@ def test_tensor_surface():
     assert "grad_fn=<MulBackward>" in repr(t * 2)
 
 
+def test_from_numpy_shares_memory_and_refuses_what_torch_refuses():
+    import torch
+
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    t = retrograd.from_numpy(a)
+    a[0, 0] = 7.0
+    assert t.dtype == torch.from_numpy(a).numpy().dtype and t[0, 0].item() == 7.0
+    assert not t.requires_grad and t.grad_fn is None
+    for bad in ([1.0, 2.0], 3.0):
+        with pytest.raises(TypeError) as theirs:
+            torch.from_numpy(bad)
+        with pytest.raises(type(theirs.value), match="expected an array"):
+            retrograd.from_numpy(bad)
+
+
 def test_gradcheck_accepts_a_correct_gradient():
     x = t64(np.random.default_rng(0).standard_normal((3, 2)))
     w = t64(np.random.default_rng(1).standard_normal((2, 4)))

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import functools
 import itertools
-from types import SimpleNamespace
 
 from . import backend
 from .backend import as_dtype, default_float, dtypes
 from .backend import set_default_float as _set_default_float
 from .engine import retain_graphs, root_gradient, run_backward
 from .grad_mode import _State, no_grad
-from .ops import PRIMITIVES, Primitive
+from .ops import PRIMITIVES, Primitive, namespace
 from .tensor_methods import TensorMethods, normalize_index
 
 _P = PRIMITIVES
@@ -425,15 +424,11 @@ def _accumulate(leaf: Tensor, g: Tensor) -> None:
         leaf.grad._data += g._data
 
 
-def _graph_namespace() -> SimpleNamespace:
-    """`ops` under create_graph: each primitive applied to Tensors, recording nodes; `output`
-    is a node's output as a tensor of the graph."""
-    functions = {name: functools.partial(apply, prim) for name, prim in PRIMITIVES.items()}
-    return SimpleNamespace(raw=lambda a: a._data if isinstance(a, Tensor) else a,
-                           output=lambda node: _wrap(node.out, True, node), **functions)
-
-
-GRAPH_NS = _graph_namespace()
+# `ops` under create_graph: each primitive applied to Tensors, recording nodes; `output` is a
+# node's output as a tensor of the graph
+GRAPH_NS = namespace(lambda prim: functools.partial(apply, prim),
+                     raw=lambda a: a._data if isinstance(a, Tensor) else a,
+                     output=lambda node: _wrap(node.out, True, node))
 
 __all__ = ["GRAPH_NS", "Node", "Parameter", "Tensor", "apply", "from_numpy", "get_default_dtype",
            "no_grad", "set_default_dtype"]

@@ -1,7 +1,8 @@
 """The primitive table: every differentiable operation, its forward and its VJP side by side.
 
     registry.py    Primitive, `primitive(...)` (the one registration, which normalizes every way
-                   of writing VJPs into one calling convention), PRIMITIVES, `array_namespace`
+                   of writing VJPs into one calling convention), PRIMITIVES, the namespaces
+                   (`array_namespace`, `namespace`)
     elementwise.py arithmetic, functions, where, clamp, astype
     linalg.py      matmul, linear, linear_relu (joint VJPs)
     shapes.py      sum, amax, reshape, transpose, broadcast_to / sum_to, getitem / scatter_add,
@@ -24,7 +25,8 @@ one.
 """
 
 from . import elementwise, linalg, losses, shapes, softmax  # noqa: F401  (each fills the table)
-from .registry import PRIMITIVES, Primitive, array_namespace, primitive
+from .registry import PRIMITIVES, Primitive, array_namespace, namespace, primitive
 from .shapes import kept_shape, sum_to
 
-__all__ = ["PRIMITIVES", "Primitive", "array_namespace", "kept_shape", "primitive", "sum_to"]
+__all__ = ["PRIMITIVES", "Primitive", "array_namespace", "kept_shape", "namespace", "primitive",
+           "sum_to"]

@@ -103,8 +103,8 @@ def primitive(name: str, forward: Callable, *vjps: Callable | None, joint: Calla
                      overwrites_g=joint is not None)
     if register:
         PRIMITIVES[name] = prim
-        for xp, ns in _ARRAY_NAMESPACES.values():  # namespaces made before this entry
-            setattr(ns, name, _array_function(prim, xp))
+        for ns, function_of in _NAMESPACES:  # the namespaces made before this entry
+            setattr(ns, name, function_of(prim))
     return prim
 
 
@@ -154,24 +154,33 @@ def _from_variadic(one: Callable) -> Callable:
 # ----------------------------------------------------------------------------------------------
 # the namespace VJPs run on during a plain backward
 
-_ARRAY_NAMESPACES: dict[str, tuple] = {}  # backend name: (backend, namespace)
+_NAMESPACES: list[tuple] = []  # (namespace, function_of) of every `namespace` made
+_ARRAY_NAMESPACES: dict[str, SimpleNamespace] = {}  # backend name: its array namespace
+
+
+def namespace(function_of: Callable, **extras) -> SimpleNamespace:
+    """A namespace with one function per primitive, `function_of(prim)`, plus `extras`; kept
+    complete: a primitive registered later is added to it too."""
+    ns = SimpleNamespace(**extras, **{n: function_of(p) for n, p in PRIMITIVES.items()})
+    _NAMESPACES.append((ns, function_of))
+    return ns
 
 
 def array_namespace(xp) -> SimpleNamespace:
     """`ops` for a plain backward on backend `xp`: each primitive is its own forward on that
     backend's arrays, so nothing is wrapped and no graph is built; `raw` is the identity."""
-    entry = _ARRAY_NAMESPACES.get(xp.NAME)
-    if entry is None:
-        functions = {n: _array_function(p, xp) for n, p in PRIMITIVES.items()}
-        entry = _ARRAY_NAMESPACES[xp.NAME] = (xp, SimpleNamespace(raw=_identity, **functions))
-    return entry[1]
+    ns = _ARRAY_NAMESPACES.get(xp.NAME)
+    if ns is None:
+        ns = _ARRAY_NAMESPACES[xp.NAME] = namespace(
+            functools.partial(_array_function, xp=xp), raw=_identity)
+    return ns
 
 
 def _identity(a):
     return a
 
 
-def _array_function(prim: Primitive, xp) -> Callable:
+def _array_function(prim: Primitive, *, xp) -> Callable:
     """The primitive's forward on backend xp, returning only the output."""
     if not prim.saves:
         return functools.partial(prim.forward, xp)
