@@ -36,7 +36,7 @@ class observing:
 
     def __enter__(self):
         _OBSERVERS.append(self.callback)
-        return self
+        return self.callback
 
     def __exit__(self, *exc):
         # the innermost registration of this callback (the same callback may be nested)
