@@ -293,12 +293,12 @@ class Tensor(TensorMethods):
         may_overwrite = (_HOST if type(data) is _HOST_ARRAY else _backend_of(data)).may_overwrite
         while results:
             leaf, gi = results.popitem()
-            # a `.grad` must own its array: copy unless it is fresh and held by nothing else,
-            # such as another leaf's entry
-            if not may_overwrite(gi):
-                gi = gi.copy(order="K")
             grad = leaf.grad
             if grad is None:
+                # a `.grad` must own its array: copy unless it is fresh and held by nothing
+                # else, such as another leaf's entry
+                if not may_overwrite(gi):
+                    gi = gi.copy(order="K")
                 leaf.grad = _wrap(gi)
             elif grad.requires_grad:
                 leaf.grad = grad + _wrap(gi)
