@@ -6,19 +6,58 @@ tensor is wrapped and no node is made, so a plain backward costs what the hand-w
 would. With create_graph, they run on Tensors (the tensor layer's namespace, passed in as
 `graph_ns`) with grad mode on, so the gradients they return are differentiable.
 
-This module knows nodes and tensors only by their attributes (a node's prim, args, arrays,
-params, out, saved, versions, edges, wanted, seq; a tensor's _data and _node): tensor.py builds
-on it, never the other way round.
+`Node` is one recorded application of a primitive, made by tensor.apply; tensors are known
+here only by their attributes (_data, _node): tensor.py builds on this module, never the other
+way round.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import operator
 
 from . import backend
 from .grad_mode import set_grad_enabled
 from .ops import array_namespace
+
+_SEQUENCE = itertools.count()
+
+
+class Node:
+    """One recorded application of a primitive; its backward is the primitive's VJP.
+
+    Everything backward needs is gathered once, by `apply`: the arguments as given (`args`:
+    tensors and constants) and the arrays behind them (`arrays`), the keyword parameters, the
+    output array `out`, the edges (argument position, tensor) along which gradients flow, and
+    each tensor argument's version at record time. `seq` is the creation number.
+    """
+
+    __slots__ = ("prim", "args", "arrays", "params", "out", "saved", "out_vc", "versions",
+                 "edges", "wanted", "seq")
+
+    def __init__(self, prim, args: tuple, arrays: list, params: dict, out,
+                 saved, versions: list, edges: list, wanted: list):
+        self.prim = prim
+        self.args = args
+        self.arrays = arrays
+        self.params = params
+        self.out = out
+        self.saved = saved
+        self.out_vc = [0]
+        self.versions = versions  # (version counter, its value when recorded) per tensor arg
+        self.edges = edges  # (argument position, tensor) for each argument that requires grad
+        self.wanted = wanted  # those positions
+        # creation order: every node is made after the nodes of its inputs, so decreasing seq
+        # is a topological order for the backward pass
+        self.seq = next(_SEQUENCE)
+
+    def name(self) -> str:
+        return "".join(part.capitalize() for part in self.prim.name.split("_")) + "Backward"
+
+    def __repr__(self) -> str:
+        return f"<{self.name()}>"
+
 
 _OBSERVERS: list = []  # callbacks of `observing`, innermost last
 _HOST, _HOST_ARRAY = backend.host, backend.host.ndarray  # backend.of's NumPy fast path

@@ -10,18 +10,16 @@ it, and backward refuses to use an array that changed after the forward pass saw
 from __future__ import annotations
 
 import functools
-import itertools
 
 from . import backend
 from .backend import as_dtype, default_float, dtypes
 from .backend import set_default_float as _set_default_float
-from .engine import retain_graphs, root_gradient, run_backward
+from .engine import Node, retain_graphs, root_gradient, run_backward
 from .grad_mode import _State, no_grad
 from .ops import PRIMITIVES, Primitive, namespace
 from .tensor_methods import TensorMethods, normalize_index
 
 _P = PRIMITIVES
-_SEQUENCE = itertools.count()
 _backend_of = backend.of
 # the NumPy fast path of `backend.of`, for apply: one type comparison
 _HOST, _HOST_ARRAY = backend.host, backend.host.ndarray
@@ -35,41 +33,6 @@ def get_default_dtype():
 def set_default_dtype(dtype) -> None:
     """Set the dtype that Python floats become (float32 or float64)."""
     _set_default_float(dtype)
-
-
-class Node:
-    """One recorded application of a primitive; its backward is the primitive's VJP.
-
-    Everything backward needs is gathered once, by `apply`: the arguments as given (`args`:
-    tensors and constants) and the arrays behind them (`arrays`), the keyword parameters, the
-    output array `out`, the edges (argument position, tensor) along which gradients flow, and
-    each tensor argument's version at record time. `seq` is the creation number.
-    """
-
-    __slots__ = ("prim", "args", "arrays", "params", "out", "saved", "out_vc", "versions",
-                 "edges", "wanted", "seq")
-
-    def __init__(self, prim: Primitive, args: tuple, arrays: list, params: dict, out,
-                 saved, versions: list, edges: list, wanted: list):
-        self.prim = prim
-        self.args = args
-        self.arrays = arrays
-        self.params = params
-        self.out = out
-        self.saved = saved
-        self.out_vc = [0]
-        self.versions = versions  # (version counter, its value when recorded) per tensor arg
-        self.edges = edges  # (argument position, tensor) for each argument that requires grad
-        self.wanted = wanted  # those positions
-        # creation order: every node is made after the nodes of its inputs, so decreasing seq
-        # is a topological order for the backward pass
-        self.seq = next(_SEQUENCE)
-
-    def name(self) -> str:
-        return "".join(part.capitalize() for part in self.prim.name.split("_")) + "Backward"
-
-    def __repr__(self) -> str:
-        return f"<{self.name()}>"
 
 
 def _wrap(data, requires_grad: bool = False, node: Node | None = None) -> Tensor:
