@@ -202,3 +202,45 @@ def test_random_draws_follow_the_seeded_generator():
     np.testing.assert_array_equal(u, np.random.default_rng(3).random((2, 3), dtype=np.float32))
     z = nb.standard_normal(nb.default_rng(4), (5,), np.float64)
     np.testing.assert_array_equal(z, np.random.default_rng(4).standard_normal(5))
+
+
+def test_a_registered_backend_runs_the_forwards_and_the_backward_of_its_arrays(monkeypatch):
+    """Dispatch by array type: tensors over a second backend's arrays (here a tagged ndarray
+    subclass whose backend records its calls) run the loss kernel's fast paths, the ownership
+    proof and the plain backward's namespace of that backend; the gradients stay torch's."""
+    import types
+
+    import torch
+
+    class Tagged(np.ndarray):
+        pass
+
+    calls = []
+    tagged = types.ModuleType("tagged")
+    for name in nb.VOCABULARY:
+        setattr(tagged, name, getattr(nb, name))
+    tagged.NAME, tagged.ARRAY_TYPES, tagged.ndarray = "tagged", (Tagged,), Tagged
+    tagged.asarray = lambda a, dtype=None: np.asarray(a, dtype).view(Tagged)
+
+    def recorded(name):
+        def call(*args, **kwargs):
+            calls.append(name)
+            return getattr(nb, name)(*args, **kwargs)
+        return call
+
+    for name in ("fast_exp", "row_sums", "add_to_class", "may_overwrite"):
+        setattr(tagged, name, recorded(name))
+    monkeypatch.setattr(backend, "_BY_TYPE", dict(backend._BY_TYPE))
+    monkeypatch.setattr(backend, "_BACKENDS", list(backend._BACKENDS))
+    backend.register(tagged)
+
+    rng = np.random.default_rng(0)
+    x_np, y_np = rng.standard_normal((6, 4)), rng.integers(0, 4, 6)
+    x = retrograd.from_numpy(x_np.copy().view(Tagged)).requires_grad_()
+    loss = retrograd.nn.functional.cross_entropy(x, retrograd.from_numpy(y_np.view(Tagged)))
+    assert type(loss.numpy()) is Tagged
+    loss.backward()
+    assert calls == ["fast_exp", "row_sums", "add_to_class", "may_overwrite"]
+    xt = torch.tensor(x_np, requires_grad=True)
+    torch.nn.functional.cross_entropy(xt, torch.from_numpy(y_np)).backward()
+    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-12)
