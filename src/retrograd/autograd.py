@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from . import backend
 from .engine import root_gradient, run_backward
 from .grad_mode import no_grad
-from .tensor import GRAPH_NS, Tensor, _wrap
+from .tensor import Tensor, _wrap, graph_namespace
 
 _host = backend.host  # the Jacobians are host-side float64 numerics
 
@@ -48,7 +48,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     retain = create_graph if retain_graph is None else retain_graph
     results = {}
     if roots:
-        results = run_backward(roots, root_grads, graph_ns=GRAPH_NS, targets=inputs,
+        results = run_backward(roots, root_grads, graph_ops=graph_namespace, targets=inputs,
                                create_graph=create_graph, retain_graph=retain)
     grads = []
     for t in inputs:

@@ -3,8 +3,8 @@ node, in the one calling convention of the primitive table (retrograd.ops.regist
 
 Without create_graph, VJPs run on raw arrays (`ops.array_namespace` of the arrays' backend): no
 tensor is wrapped and no node is made, so a plain backward costs what the hand-written NumPy
-would. With create_graph, they run on Tensors (the tensor layer's namespace, passed in as
-`graph_ns`) with grad mode on, so the gradients they return are differentiable.
+would. With create_graph, they run on Tensors (the tensor layer's namespace, made by the
+`graph_ops` it passes in) with grad mode on, so the gradients they return are differentiable.
 
 `Node` is one recorded application of a primitive, made by tensor.apply; tensors are known
 here only by their attributes (_data, _node): tensor.py builds on this module, never the other
@@ -154,14 +154,14 @@ def _fit(g, like, ops):
     return g
 
 
-def run_backward(roots, root_grads, *, graph_ns=None, targets=None, create_graph=False,
+def run_backward(roots, root_grads, *, graph_ops=None, targets=None, create_graph=False,
                  retain_graph=False) -> dict:
     """Propagate `root_grads` from `roots` (tensors with nodes) down the graph.
 
     Returns {tensor: gradient} for every leaf that requires grad (targets=None), or for the
     given target tensors, which may be leaves or intermediate results. Under create_graph the
-    VJPs run on `graph_ns`, the tensor layer's namespace (`output(node)` and one recording
-    function per primitive).
+    VJPs run on `graph_ops(xp)`, the tensor layer's namespace for backend xp (`output(node)`
+    and one recording function per primitive).
     """
     needed = capture = None
     if targets is not None:
@@ -178,14 +178,15 @@ def run_backward(roots, root_grads, *, graph_ns=None, targets=None, create_graph
             heapq.heappush(pending, (-node.seq, node))
     results: dict = {}
 
+    out = roots[0]._node.out
+    xp = _HOST if type(out) is _HOST_ARRAY else backend.of(out)
     if create_graph:
-        if graph_ns is None:
-            raise ValueError("run_backward: create_graph needs the tensor namespace graph_ns")
+        if graph_ops is None:
+            raise ValueError("run_backward: create_graph needs the tensor namespace graph_ops")
         with set_grad_enabled(True):
-            _propagate(pending, grads, results, needed, capture, graph_ns, None, retain_graph)
+            _propagate(pending, grads, results, needed, capture, graph_ops(xp), None,
+                       retain_graph)
     else:  # VJPs on arrays record nothing, whatever the grad mode
-        out = roots[0]._node.out
-        xp = _HOST if type(out) is _HOST_ARRAY else backend.of(out)
         ops = _ARRAY_OPS.get(xp)
         if ops is None:
             ops = _ARRAY_OPS[xp] = array_namespace(xp)
@@ -208,6 +209,7 @@ def _propagate(pending, grads, results, needed, capture, ops, may_overwrite,
     """
     create_graph = may_overwrite is None
     observers = _OBSERVERS
+    xp = ops.xp
     while pending:
         node = heapq.heappop(pending)[1]
         g = grads.pop(node)
@@ -216,8 +218,8 @@ def _propagate(pending, grads, results, needed, capture, ops, may_overwrite,
         if capture and node in capture:
             results[capture[node]] = g
         if needed is not None and node not in needed:
-            if not retain_graph:
-                _release(node)
+            if not retain_graph:  # the graph is used up: drop what the node holds for it
+                node.args = node.arrays = node.edges = node.out = node.saved = None
             continue
         for vc, version in node.versions:
             if vc[0] != version:
@@ -226,7 +228,16 @@ def _propagate(pending, grads, results, needed, capture, ops, may_overwrite,
             _raise_modified(node)
         prim, params = node.prim, node.params
         if prim.saves:
-            params = {**params, "saved": _hand_over(node, create_graph, retain_graph)}
+            # the forward's saved arrays, for a VJP that may overwrite them: given away (a
+            # copy while the graph is retained); None under create_graph, where VJPs recompute
+            saved = node.saved
+            if create_graph or saved is None:
+                saved = None
+            elif retain_graph:
+                saved = {k: xp.copy(a) if backend.is_array(a) else a for k, a in saved.items()}
+            else:
+                node.saved = None
+            params = {**params, "saved": saved}
         if create_graph:
             args, out = node.args, ops.output(node)
         else:
@@ -261,7 +272,7 @@ def _propagate(pending, grads, results, needed, capture, ops, may_overwrite,
         # no stale reference may make the next gradient look shared
         gi = g = input_grads = None
         if not retain_graph:
-            _release(node)
+            node.args = node.arrays = node.edges = node.out = node.saved = None
 
 
 def _needed(order: list, targets) -> set:
@@ -276,25 +287,6 @@ def _needed(order: list, targets) -> set:
                 needed.add(node)
                 break
     return needed
-
-
-def _hand_over(node, create_graph: bool, retain_graph: bool) -> dict | None:
-    """The forward's saved arrays, for VJPs that may overwrite them: given away (a copy while
-    the graph is retained); None under create_graph, where the VJPs recompute."""
-    if create_graph or node.saved is None:
-        return None
-    if retain_graph:
-        return {k: backend.of(a).copy(a) if backend.is_array(a) else a
-                for k, a in node.saved.items()}
-    saved, node.saved = node.saved, None
-    return saved
-
-
-def _release(node) -> None:
-    """Drop what the node holds for its backward: the graph is used up."""
-    node.args = node.arrays = node.edges = None
-    node.out = None
-    node.saved = None
 
 
 def root_gradient(data, gradient) -> object:

@@ -239,7 +239,11 @@ class Tensor(TensorMethods):
                                "depends on has requires_grad=True, or it was made under "
                                "no_grad)")
         data = self._data
-        g = root_gradient(data, gradient._data if isinstance(gradient, Tensor) else gradient)
+        xp = _HOST if type(data) is _HOST_ARRAY else _backend_of(data)
+        if gradient is None and not data.ndim:  # a loss: d loss / d loss = 1, without a call
+            g = xp.asarray(1, data.dtype)
+        else:
+            g = root_gradient(data, gradient._data if isinstance(gradient, Tensor) else gradient)
         if self._node is None:  # backward on a leaf itself
             _accumulate(self, _wrap(g))
             return
@@ -247,13 +251,13 @@ class Tensor(TensorMethods):
             g = _wrap(g)
         if retain_graph is None:
             retain_graph = create_graph or retain_graphs.active
-        results = run_backward([self], [g], graph_ns=GRAPH_NS, create_graph=create_graph,
+        results = run_backward([self], [g], graph_ops=graph_namespace, create_graph=create_graph,
                                retain_graph=retain_graph)
         if create_graph:
             while results:
                 _accumulate(*results.popitem())
             return
-        may_overwrite = (_HOST if type(data) is _HOST_ARRAY else _backend_of(data)).may_overwrite
+        may_overwrite = xp.may_overwrite
         while results:
             leaf, gi = results.popitem()
             grad = leaf.grad
@@ -387,11 +391,23 @@ def _accumulate(leaf: Tensor, g: Tensor) -> None:
         leaf.grad._data += g._data
 
 
-# `ops` under create_graph: each primitive applied to Tensors, recording nodes; `output` is a
-# node's output as a tensor of the graph
-GRAPH_NS = namespace(lambda prim: functools.partial(apply, prim),
-                     raw=lambda a: a._data if isinstance(a, Tensor) else a,
-                     output=lambda node: _wrap(node.out, True, node))
+_GRAPH_NAMESPACES: dict = {}
+
+
+def graph_namespace(xp):
+    """`ops` under create_graph, for tensors on backend xp: each primitive applied to Tensors,
+    recording nodes; `raw` the array behind a value, `xp` the backend, `output(node)` a node's
+    output as a tensor of the graph."""
+    ns = _GRAPH_NAMESPACES.get(xp)
+    if ns is None:
+        ns = _GRAPH_NAMESPACES[xp] = namespace(
+            lambda prim: functools.partial(apply, prim), xp=xp,
+            raw=lambda a: a._data if isinstance(a, Tensor) else a,
+            output=lambda node: _wrap(node.out, True, node))
+    return ns
+
+
+GRAPH_NS = graph_namespace(backend.host)  # the host's, for code that names it
 
 __all__ = ["GRAPH_NS", "Node", "Parameter", "Tensor", "apply", "from_numpy", "get_default_dtype",
-           "no_grad", "set_default_dtype"]
+           "graph_namespace", "no_grad", "set_default_dtype"]

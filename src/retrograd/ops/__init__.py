@@ -16,7 +16,7 @@ no graph is built), on Tensors under create_graph (the same VJP code then produc
 differentiable gradient). Besides `ops.<primitive>`, VJPs use only what arrays and Tensors
 share: the operators ``+ - * / ** @ > ==``, ``.T``, ``.mT``, ``.reshape(shape)``,
 ``.sum(axis=, keepdims=)``, ``.shape``, ``.ndim``, ``.dtype``; ``ops.raw(t)`` gives the array
-behind a value, for masks that carry no gradient, and ``backend.of(array)`` its backend.
+behind a value, for masks that carry no gradient, and ``ops.xp`` the arrays' backend.
 
 Adding a primitive is one ``primitive(...)`` call in one of these files (a new family gets its
 own file, imported below). Elementwise entries are tested by finite differences automatically

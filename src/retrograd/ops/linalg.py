@@ -3,7 +3,6 @@ share the work their gradients have in common."""
 
 from __future__ import annotations
 
-from .. import backend
 from .registry import primitive
 
 
@@ -56,8 +55,7 @@ def _linear_vjp(ops, g, out, x, w, b=None, *, wanted, g_private=False):
     if g.ndim != 2:  # fold the batch axes: the weight's gradient sums over all of them
         g, x = g.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1])
     if 1 in wanted:  # in the weight's memory order, so the optimizer's passes stay contiguous
-        raw_w = ops.raw(w)
-        gw = (x.T @ g).T if backend.of(raw_w).column_major(raw_w) else g.T @ x
+        gw = (x.T @ g).T if ops.xp.column_major(ops.raw(w)) else g.T @ x
     else:
         gw = None
     if b is None:

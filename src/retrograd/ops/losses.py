@@ -24,7 +24,6 @@ are the kernel's fast paths.
 
 from __future__ import annotations
 
-from .. import backend
 from ..backend import dtypes
 from .registry import primitive
 
@@ -180,7 +179,7 @@ def softmax_cross_entropy_vjp(ops, g, out, x, target, weight=None, ignore_index=
     if target.dtype.kind == "f":
         e -= _per_sample(g) * saved["a"]
         return e
-    backend.of(e).add_to_class(e, saved["t"], -(g * saved["hot"]))
+    ops.xp.add_to_class(e, saved["t"], -(g * saved["hot"]))
     if saved["spread"] is not None:
         row = _per_sample(g * saved["spread"])
         e -= row * _along_classes(weight, x.ndim) if weight is not None else row
@@ -191,7 +190,7 @@ def _vjp_recomputed(ops, g, x, target, weight, ignore_index, smoothing, gamma, s
     """The same gradient in differentiable `ops` operations (used under create_graph)."""
     p = ops.softmax(x, axis=1)
     raw_x = ops.raw(x)
-    xp = backend.of(raw_x)
+    xp = ops.xp
     g_b = _per_sample(g)
     w_row = None if weight is None else _along_classes(weight, raw_x.ndim)
     if ops.raw(target).dtype.kind == "f":
@@ -284,7 +283,7 @@ def bce_vjp_p(ops, g, out, p, t, weight=None):
 
 def bce_vjp_t(ops, g, out, p, t, weight=None):
     """g w (log(1 - p) - log p), logs clamped at -100 (the derivative of the clamped forward)."""
-    with backend.of(ops.raw(p)).errstate(divide="ignore"):  # log 0 = -inf is clamped
+    with ops.xp.errstate(divide="ignore"):  # log 0 = -inf is clamped, as in the forward
         d = ops.clamp(ops.log(1 - p), min=_LOG_FLOOR) - ops.clamp(ops.log(p), min=_LOG_FLOOR)
     return g * d if weight is None else g * weight * d
 

@@ -8,11 +8,11 @@ Every primitive is stored in ONE form, whatever way its VJPs were written:
 `xp` is the arrays' backend (NumPy's namespace plus the seam's functions, see
 retrograd.backend). `ops` is a namespace with one function per primitive: on plain arrays during
 a plain backward, recording Tensor functions under create_graph, so one VJP serves both; `ops.raw`
-gives the array behind a value; `args` and `params` are the node's arguments (a tuple) and
-keyword parameters (a dict). `vjp` returns a sequence indexed by argument position holding
-the gradient of each position in `wanted` (None elsewhere, or where the argument has no
-gradient). `g_private` is the engine's word that nothing else holds the array `g`, which the
-VJP may then overwrite.
+gives the array behind a value and `ops.xp` the backend, for work on raw arrays. `args` and
+`params` are the node's arguments (a sequence) and keyword parameters (a dict). `vjp` returns a
+sequence indexed by argument position holding the gradient of each position in `wanted` (None
+elsewhere, or where the argument has no gradient). `g_private` is the engine's word that nothing
+else holds the array `g`, which the VJP may then overwrite.
 
 `primitive(...)` accepts three ways of writing the VJPs and turns each into that form when the
 primitive is registered (as HIPS autograd's defvjp turns per-argument VJPs into vjp_argnums,
@@ -168,11 +168,12 @@ def namespace(function_of: Callable, **extras) -> SimpleNamespace:
 
 def array_namespace(xp) -> SimpleNamespace:
     """`ops` for a plain backward on backend `xp`: each primitive is its own forward on that
-    backend's arrays, so nothing is wrapped and no graph is built; `raw` is the identity."""
+    backend's arrays, so nothing is wrapped and no graph is built; `raw` is the identity and
+    `xp` the backend."""
     ns = _ARRAY_NAMESPACES.get(xp.NAME)
     if ns is None:
         ns = _ARRAY_NAMESPACES[xp.NAME] = namespace(
-            functools.partial(_array_function, xp=xp), raw=_identity)
+            functools.partial(_array_function, xp=xp), raw=_identity, xp=xp)
     return ns
 
 
