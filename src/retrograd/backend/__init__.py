@@ -19,10 +19,10 @@ seam's own functions, where array libraries differ:
     default_rng(seed), uniform(gen, shape, dtype), standard_normal(gen, shape, dtype)
                                       the seeded host generator and draws on this backend
 
-The core finds an array's backend with `of(array)`: one dict lookup on the array's type, so the
-NumPy hot path pays nothing measurable. `host` is the NumPy backend, where Python data, the
-seeded generator and host-side numerics (gradcheck's Jacobians) live. Tensors made from Python
-data land on `default()`.
+The core finds an array's backend with `of(array)`: one dict lookup on the array's type (the
+hottest paths compare `type(a) is host.ndarray` first), so NumPy pays nothing measurable.
+`host` is the NumPy backend, where Python data, the seeded generator and host-side numerics
+(gradcheck's Jacobians) live. Tensors made from Python data land on `default()`.
 
 Everything outside this package that belongs to the core (tensor, ops, engine, autograd,
 functions, random) reaches NumPy only through here (tests/test_backend.py checks the imports).

@@ -21,7 +21,21 @@ behind a value, for masks that carry no gradient, and ``ops.xp`` the arrays' bac
 Adding a primitive is one ``primitive(...)`` call in one of these files (a new family gets its
 own file, imported below). Elementwise entries are tested by finite differences automatically
 (tests/test_ops_table.py); any other entry needs a case there, and the suite fails until it has
-one.
+one. For example, an elementwise entry (one VJP per argument) and one whose gradients share
+work (a joint VJP):
+
+    primitive("softsign", lambda xp, x: x / (1 + xp.abs(x)),
+              lambda ops, g, out, x: g / ((1 + ops.abs(x)) * (1 + ops.abs(x))),
+              elementwise=True)
+
+    def _bilinear_vjp(ops, g, out, x, w, y, *, wanted, g_private=False):
+        g = g.reshape(g.shape + (1,))  # x W y^T per row: the gradients share x W and W y^T
+        return (g * (y @ w.mT) if 0 in wanted else None,
+                (x * g).mT @ y if 1 in wanted else None,
+                g * (x @ w) if 2 in wanted else None)
+
+    primitive("bilinear", lambda xp, x, w, y: xp.sum((x @ w) * y, axis=-1),
+              joint=_bilinear_vjp, arity=3)  # and a "bilinear" case in the test's CASES
 """
 
 from . import elementwise, linalg, losses, shapes, softmax  # noqa: F401  (each fills the table)
