@@ -7,7 +7,7 @@ import pytest
 
 import retrograd
 from retrograd.autograd import GradcheckError, grad, gradcheck
-from retrograd.ops import Primitive
+from retrograd.ops import primitive
 from retrograd.tensor import apply
 
 
@@ -244,6 +244,21 @@ def test_tensor_surface():
     assert "grad_fn=<MulBackward>" in repr(t * 2)
 
 
+def test_from_numpy_shares_memory_and_refuses_what_torch_refuses():
+    import torch
+
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    t = retrograd.from_numpy(a)
+    a[0, 0] = 7.0
+    assert t.dtype == torch.from_numpy(a).numpy().dtype and t[0, 0].item() == 7.0
+    assert not t.requires_grad and t.grad_fn is None
+    for bad in ([1.0, 2.0], 3.0):
+        with pytest.raises(TypeError) as theirs:
+            torch.from_numpy(bad)
+        with pytest.raises(type(theirs.value), match="expected an array"):
+            retrograd.from_numpy(bad)
+
+
 def test_gradcheck_accepts_a_correct_gradient():
     x = t64(np.random.default_rng(0).standard_normal((3, 2)))
     w = t64(np.random.default_rng(1).standard_normal((2, 4)))
@@ -251,7 +266,8 @@ def test_gradcheck_accepts_a_correct_gradient():
 
 
 def test_gradcheck_reports_the_worst_entry_of_a_wrong_gradient():
-    wrong_square = Primitive("wrong_square", np.square, (lambda xp, g, out, x: g * x,))
+    wrong_square = primitive("wrong_square", lambda xp, x: xp.multiply(x, x),
+                             lambda ops, g, out, x: g * x, register=False)
     x = t64([1.0, -2.0, 3.0])
     with pytest.raises(GradcheckError, match=r"input index \(2,\): analytic 3, numerical 6\.0"):
         gradcheck(lambda a: apply(wrong_square, a), [x])
@@ -298,12 +314,12 @@ def test_grad_takes_a_fresh_vjp_result_without_copying_and_copies_a_shared_one()
     hot path), while one array given to two leaves is copied so that each owns its own."""
     made = []  # weak references: a strong one would make the array shared
 
-    def fresh_double(xp, g, out, x):
+    def fresh_double(ops, g, out, x):
         result = 2 * g
         made.append(weakref.ref(result))
         return result
 
-    double = Primitive("double", lambda x: 2 * x, (fresh_double,))
+    double = primitive("double", lambda xp, x: 2 * x, fresh_double, register=False)
     x = t64([1.0, 2.0])
     apply(double, x).sum().backward()
     assert x.grad._data is made[0]()
@@ -322,14 +338,15 @@ def test_grad_takes_a_transposed_fresh_result_and_copies_a_transposed_shared_one
     view of an array that another leaf also receives must be copied."""
     made = []
 
-    def fresh_transposed(xp, g, out, x):
+    def fresh_transposed(ops, g, out, x):
         base = np.ascontiguousarray(3 * g.T)
         made.append(weakref.ref(base))
         return base.T
 
-    triple = Primitive("triple", lambda x: 3 * x, (fresh_transposed,))
+    triple = primitive("triple", lambda xp, x: 3 * x, fresh_transposed, register=False)
     x = t64(np.arange(6.0).reshape(2, 3))
     apply(triple, x).sum().backward()
+    assert made[0]() is not None  # alive: the view was handed over, not copied and freed
     assert x.grad._data.base is made[0]()
     np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 3.0))
 
@@ -348,14 +365,14 @@ def test_relu_gate_runs_in_place_on_a_private_gradient(monkeypatch):
     from retrograd import ops
 
     seen = []
-    joint = ops.PRIMITIVES["linear_relu"].joint
+    vjp = ops.PRIMITIVES["linear_relu"].vjp
 
-    def spy(*args, g_private, **params):
+    def spy(ops, g, out, args, params, wanted, g_private):
         seen.append(g_private)
-        return joint(*args, g_private=g_private, **params)
+        return vjp(ops, g, out, args, params, wanted, g_private)
 
     monkeypatch.setitem(ops.PRIMITIVES, "linear_relu",
-                        dataclasses.replace(ops.PRIMITIVES["linear_relu"], joint=spy))
+                        dataclasses.replace(ops.PRIMITIVES["linear_relu"], vjp=spy))
     nn = retrograd.nn
     model = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 3))
     x = retrograd.tensor(np.random.default_rng(0).standard_normal((6, 5)))

@@ -2,13 +2,13 @@
 
 Tensors with reverse-mode autodiff under PyTorch's names (`retrograd.tensor`, `.backward()`,
 `retrograd.nn`, `retrograd.optim`), every gradient a vector-Jacobian product in one table
-(`retrograd.ops`), checked against PyTorch and finite differences.
+(`retrograd.ops`), checked against PyTorch and finite differences. NumPy is reached only through
+`retrograd.backend`, the seam where a second array library plugs in.
 """
-
-import numpy as _np
 
 from . import autograd
 from .autograd import GradcheckError, gradcheck
+from .backend.dtypes import bool_, float32, float64, int32, int64
 from .cpu import set_flush_denormal
 from .functions import (
     abs,
@@ -64,11 +64,6 @@ from .random import (
 )
 from .tensor import Parameter, Tensor, get_default_dtype, set_default_dtype
 
-float32 = _np.dtype(_np.float32)
-float64 = _np.dtype(_np.float64)
-int64 = _np.dtype(_np.int64)
-int32 = _np.dtype(_np.int32)
-bool_ = _np.dtype(_np.bool_)
 float = float32  # noqa: A001  (torch.float is float32)
 double = float64
 long = int64

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import numpy as np
-
-from .engine import _root_gradient, run_backward
+from . import backend
+from .engine import root_gradient, run_backward
 from .grad_mode import no_grad
-from .tensor import Tensor, _wrap
+from .tensor import Tensor, _wrap, graph_namespace
+
+_host = backend.host  # the Jacobians are host-side float64 numerics
 
 
 def _as_tuple(x) -> tuple:
@@ -37,7 +38,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         if not out.requires_grad:
             raise RuntimeError("grad: an output does not require grad (it does not depend on "
                                "any input that requires grad)")
-        g = _root_gradient(out, g)
+        g = root_gradient(out._data, g._data if isinstance(g, Tensor) else g)
         g = _wrap(g) if create_graph else g
         if out._node is None:
             direct[id(out)] = direct[id(out)] + g if id(out) in direct else g
@@ -47,8 +48,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     retain = create_graph if retain_graph is None else retain_graph
     results = {}
     if roots:
-        results = run_backward(roots, root_grads, targets=inputs, create_graph=create_graph,
-                               retain_graph=retain)
+        results = run_backward(roots, root_grads, graph_ops=graph_namespace, targets=inputs,
+                               create_graph=create_graph, retain_graph=retain)
     grads = []
     for t in inputs:
         g = results.get(t)
@@ -83,10 +84,10 @@ def gradcheck(fn: Callable, inputs: Sequence[Tensor] | Tensor, eps: float = 1e-6
         analytic = _analytic_jacobian(out, [inputs[i] for i in wrt])
         for j, i in enumerate(wrt):
             numerical = _numerical_jacobian(fn, inputs, i, k, eps)
-            bad = np.abs(analytic[j] - numerical) - (atol + rtol * np.abs(numerical))
-            if bad.size and (bad.max() > 0 or not np.isfinite(analytic[j]).all()):
-                worst = np.unravel_index(np.nanargmax(np.where(np.isnan(bad), np.inf, bad)),
-                                         bad.shape)
+            bad = _host.abs(analytic[j] - numerical) - (atol + rtol * _host.abs(numerical))
+            if bad.size and (bad.max() > 0 or not _host.isfinite(analytic[j]).all()):
+                worst = _host.unravel_index(
+                    _host.nanargmax(_host.where(_host.isnan(bad), float("inf"), bad)), bad.shape)
                 out_idx = _index(worst[0], out.shape)
                 in_idx = _index(worst[1], inputs[i].shape)
                 a, n = analytic[j][worst], numerical[worst]
@@ -101,45 +102,51 @@ def gradcheck(fn: Callable, inputs: Sequence[Tensor] | Tensor, eps: float = 1e-6
 
 
 def _index(flat: int, shape: tuple) -> tuple[int, ...]:
-    return tuple(int(i) for i in np.unravel_index(flat, shape)) if shape else ()
+    return tuple(int(i) for i in _host.unravel_index(flat, shape)) if shape else ()
 
 
 def _float64_copy(t):
     if not isinstance(t, Tensor):
         return t
-    data = t._data.astype(np.float64) if t.dtype.kind == "f" else t._data.copy()
+    data = t._data.astype(_host.float64) if t.dtype.kind == "f" else t._data.copy()
     return Tensor(data, requires_grad=t.requires_grad)
 
 
-def _analytic_jacobian(out: Tensor, wrt: list[Tensor]) -> list[np.ndarray]:
+def _analytic_jacobian(out: Tensor, wrt: list[Tensor]) -> list:
     """Rows of d out / d input, one backward per output element (graph retained)."""
-    jac = [np.zeros((max(out.numel(), 1), t.numel())) for t in wrt]
+    jac = [_host.zeros((max(out.numel(), 1), t.numel())) for t in wrt]
     if not out.requires_grad:
         return jac
+    xp = backend.of(out._data)
     for row in range(out.numel()):
-        seed = np.zeros(out.numel())
+        seed = xp.zeros(out.numel(), dtype=out.dtype)
         seed[row] = 1
-        grads = grad(out, wrt, grad_outputs=seed.reshape(out.shape).astype(out.dtype),
-                     retain_graph=True, allow_unused=True)
+        grads = grad(out, wrt, grad_outputs=seed.reshape(out.shape), retain_graph=True,
+                     allow_unused=True)
         for j, g in enumerate(grads):
             if g is not None:
-                jac[j][row] = g._data.reshape(-1)
+                jac[j][row] = g.numpy().reshape(-1)
     return jac
 
 
-def _numerical_jacobian(fn, inputs, i: int, k: int, eps: float) -> np.ndarray:
+def _numerical_jacobian(fn, inputs, i: int, k: int, eps: float):
     """d output_k / d input_i by central differences, perturbing the input's array in place."""
     x = inputs[i]._data
     flat = x.reshape(-1)
     out_size = max(_as_tuple(fn(*inputs))[k].numel(), 1) if x.size else 1
-    jac = np.zeros((out_size, x.size))
+    jac = _host.zeros((out_size, x.size))
     with no_grad():
         for col in range(x.size):
             keep = flat[col]
             flat[col] = keep + eps
-            plus = np.array(_as_tuple(fn(*inputs))[k]._data, dtype=np.float64).reshape(-1)
+            plus = _host_float64(_as_tuple(fn(*inputs))[k])
             flat[col] = keep - eps
-            minus = np.array(_as_tuple(fn(*inputs))[k]._data, dtype=np.float64).reshape(-1)
+            minus = _host_float64(_as_tuple(fn(*inputs))[k])
             flat[col] = keep
             jac[:, col] = (plus - minus) / (2 * eps)
     return jac
+
+
+def _host_float64(t: Tensor):
+    """A flat float64 host copy of a tensor's values."""
+    return _host.array(t.numpy(), dtype=_host.float64).reshape(-1)

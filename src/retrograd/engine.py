@@ -1,39 +1,108 @@
 """The backward pass: nodes newest first off a heap (any depth, no recursion), one VJP call per
-(node, input) edge.
+node, in the one calling convention of the primitive table (retrograd.ops.registry).
 
-Without create_graph, VJPs run on raw ndarrays (`ARRAY_NS`): no tensor is wrapped and no node is
-made, so a plain backward costs what the hand-written NumPy would. With create_graph, they run on
-Tensors (`GRAPH_NS`) with grad mode on, so the gradients they return are differentiable.
+Without create_graph, VJPs run on raw arrays (`ops.array_namespace` of the arrays' backend): no
+tensor is wrapped and no node is made, so a plain backward costs what the hand-written NumPy
+would. With create_graph, they run on Tensors (the tensor layer's namespace, made by the
+`graph_ops` it passes in) with grad mode on, so the gradients they return are differentiable.
+
+`Node` is one recorded application of a primitive, made by tensor.apply; tensors are known
+here only by their attributes (_data, _node): tensor.py builds on this module, never the other
+way round.
 """
 
 from __future__ import annotations
 
-import contextlib
 import heapq
+import itertools
 import operator
-import sys
 
-import numpy as np
-
+from . import backend
 from .grad_mode import set_grad_enabled
-from .ops import ARRAY_NS
-from .tensor import GRAPH_NS, Node, Tensor, _wrap
+from .ops import array_namespace
 
-# CPython's reference count proves that a gradient array is held nowhere else (NumPy elides
-# temporaries the same way); elsewhere, no array is ever taken as private
-_refcount = getattr(sys, "getrefcount", lambda _: 1 << 30)
+_SEQUENCE = itertools.count()
 
 
-def _owns_view(a: np.ndarray) -> bool:
-    """Whether the view `a` alone holds its memory: its base is a whole plain array that only
-    `a` refers to (a transposed fresh product, such as a column-major weight's gradient). The
-    base's three references: `a`'s, this frame's `base` and getrefcount's argument."""
-    base = a.base
-    return (type(base) is np.ndarray and base.base is None and base.size == a.size
-            and _refcount(base) == 3)
+class Node:
+    """One recorded application of a primitive; its backward is the primitive's VJP.
+
+    Everything backward needs is gathered once, by `apply`: the arguments as given (`args`:
+    tensors and constants) and the arrays behind them (`arrays`), the keyword parameters, the
+    output array `out`, the edges (argument position, tensor) along which gradients flow, and
+    each tensor argument's version at record time. `seq` is the creation number.
+    """
+
+    __slots__ = ("prim", "args", "arrays", "params", "out", "saved", "out_vc", "versions",
+                 "edges", "wanted", "seq")
+
+    def __init__(self, prim, args: tuple, arrays: list, params: dict, out,
+                 saved, versions: list, edges: list, wanted: list):
+        self.prim = prim
+        self.args = args
+        self.arrays = arrays
+        self.params = params
+        self.out = out
+        self.saved = saved
+        self.out_vc = [0]
+        self.versions = versions  # (version counter, its value when recorded) per tensor arg
+        self.edges = edges  # (argument position, tensor) for each argument that requires grad
+        self.wanted = wanted  # those positions
+        # creation order: every node is made after the nodes of its inputs, so decreasing seq
+        # is a topological order for the backward pass
+        self.seq = next(_SEQUENCE)
+
+    def name(self) -> str:
+        return "".join(part.capitalize() for part in self.prim.name.split("_")) + "Backward"
+
+    def __repr__(self) -> str:
+        return f"<{self.name()}>"
 
 
-def _topological_order(roots: list[Node]) -> list[Node]:
+_OBSERVERS: list = []  # callbacks of `observing`, innermost last
+_HOST, _HOST_ARRAY = backend.host, backend.host.ndarray  # backend.of's NumPy fast path
+_ARRAY_OPS: dict = {}  # backend: its array namespace (ops.array_namespace keeps it current)
+
+
+class observing:
+    """Within this block the backward calls `callback(node, grad)` for each node it runs, in
+    the order it runs them, just before the node's VJP: `grad` is the gradient of the node's
+    output (an array; a Tensor under create_graph). For tools that step through a backward
+    (a graph stepper); a callback that keeps `grad` keeps the engine from overwriting it."""
+
+    def __init__(self, callback):
+        self.callback = callback
+
+    def __enter__(self):
+        _OBSERVERS.append(self.callback)
+        return self.callback
+
+    def __exit__(self, *exc):
+        # the innermost registration of this callback (the same callback may be nested)
+        for k in range(len(_OBSERVERS) - 1, -1, -1):
+            if _OBSERVERS[k] is self.callback:
+                del _OBSERVERS[k]
+                break
+        return False
+
+
+class retain_graphs:
+    """Within this block, backward() keeps graphs by default (retain_graph=True), so a caller
+    (a second-order optimizer) can still differentiate a loss that a closure already
+    back-propagated."""
+
+    active = False
+
+    def __enter__(self):
+        self.prev, retain_graphs.active = retain_graphs.active, True
+        return self
+
+    def __exit__(self, *exc):
+        retain_graphs.active = self.prev
+        return False
+
+
+def _topological_order(roots: list) -> list:
     """Nodes reachable from `roots`, each before all of its inputs (iterative: any depth), for
     `_needed`, which must see the whole graph before the backward runs.
 
@@ -56,21 +125,6 @@ def _topological_order(roots: list[Node]) -> list[Node]:
 
 _CREATION = operator.attrgetter("seq")
 
-# --- viz hook (issue 18; reconcile with the engine rewrite): observers of the backward ---------
-_OBSERVERS: list = []
-
-
-@contextlib.contextmanager
-def observing(callback):
-    """While active, the backward calls callback(node, grad) for each node it runs, in the
-    order it runs them, just before the node's VJP (grad: the gradient of the node's output, an
-    ndarray, or a Tensor under create_graph; the callback must not modify it)."""
-    _OBSERVERS.append(callback)
-    try:
-        yield callback
-    finally:
-        _OBSERVERS.remove(callback)
-# --- end of the viz hook ---------------------------------------------------------------------
 
 
 def _raise_freed() -> None:
@@ -79,7 +133,7 @@ def _raise_freed() -> None:
         "freed by the first backward; pass retain_graph=True to the first one")
 
 
-def _raise_modified(node: Node) -> None:
+def _raise_modified(node) -> None:
     for vc, saved in node.versions:
         if vc[0] != saved:
             raise RuntimeError(
@@ -90,28 +144,31 @@ def _raise_modified(node: Node) -> None:
                        "after the forward pass; compute the forward pass again")
 
 
-def _fit(g, like, xp):
+def _fit(g, like, ops):
     """Sum a broadcast gradient back to its argument's shape and give it the argument's dtype:
     the one place where broadcasting and type promotion are undone."""
     shape, dtype = like.shape, like.dtype
     if g.shape != shape:
-        g = xp.sum_to(g, shape=shape)
+        g = ops.sum_to(g, shape=shape)
     if g.dtype != dtype:
-        g = xp.astype(g, dtype=dtype)
+        g = ops.astype(g, dtype=dtype)
     return g
 
 
-def run_backward(roots, root_grads, *, targets=None, create_graph=False, retain_graph=False):
+def run_backward(roots, root_grads, *, graph_ops=None, targets=None, create_graph=False,
+                 retain_graph=False) -> dict:
     """Propagate `root_grads` from `roots` (tensors with nodes) down the graph.
 
     Returns {tensor: gradient} for every leaf that requires grad (targets=None), or for the
-    given target tensors, which may be leaves or intermediate results.
+    given target tensors, which may be leaves or intermediate results. Under create_graph the
+    VJPs run on `graph_ops(xp)`, the tensor layer's namespace for backend xp (`output(node)`
+    and one recording function per primitive).
     """
     needed = capture = None
     if targets is not None:
         needed = _needed(_topological_order([r._node for r in roots]), targets)
         capture = {t._node: t for t in targets if t._node is not None}
-    grads: dict[Node, object] = {}  # pending gradient of each node's output
+    grads: dict = {}  # pending gradient of each node's output
     pending: list = []  # the nodes with a gradient, a heap by decreasing creation number
     for root, g in zip(roots, root_grads, strict=True):
         node = root._node
@@ -120,26 +177,40 @@ def run_backward(roots, root_grads, *, targets=None, create_graph=False, retain_
         else:
             grads[node] = g
             heapq.heappush(pending, (-node.seq, node))
-    results: dict[Tensor, object] = {}
+    results: dict = {}
 
+    out = roots[0]._node.out
+    xp = _HOST if type(out) is _HOST_ARRAY else backend.of(out)
     if create_graph:
+        if graph_ops is None:
+            raise ValueError("run_backward: create_graph needs the tensor namespace graph_ops")
         with set_grad_enabled(True):
-            _propagate(pending, grads, results, needed, capture, True, retain_graph)
+            _propagate(pending, grads, results, needed, capture, graph_ops(xp), None,
+                       retain_graph)
     else:  # VJPs on arrays record nothing, whatever the grad mode
-        _propagate(pending, grads, results, needed, capture, False, retain_graph)
+        ops = _ARRAY_OPS.get(xp)
+        if ops is None:
+            ops = _ARRAY_OPS[xp] = array_namespace(xp)
+        _propagate(pending, grads, results, needed, capture, ops, xp.may_overwrite,
+                   retain_graph)
     return results
 
 
-def _propagate(pending, grads, results, needed, capture, create_graph, retain_graph) -> None:
-    """The backward loop: each node's gradient `grads[node]` through its VJPs into its inputs'
+def _propagate(pending, grads, results, needed, capture, ops, may_overwrite,
+               retain_graph) -> None:
+    """The backward loop: each node's gradient `grads[node]` through its VJP into its inputs'
     entries (leaves: `results`).
 
     Nodes run in decreasing creation number, taken from the heap `pending`, to which a node is
     added when it first receives a gradient: every node that uses a node's output was created
     after it, so by the time a node comes off the heap all of its gradient has arrived. Nodes
     that no gradient reaches are never visited, and no separate graph traversal is needed.
+    `may_overwrite` is the backend's proof that a gradient array is private (None under
+    create_graph, where gradients are tensors of the new graph).
     """
-    xp = GRAPH_NS if create_graph else ARRAY_NS
+    create_graph = may_overwrite is None
+    observers = _OBSERVERS
+    xp = ops.xp
     while pending:
         node = heapq.heappop(pending)[1]
         g = grads.pop(node)
@@ -148,22 +219,28 @@ def _propagate(pending, grads, results, needed, capture, create_graph, retain_gr
         if capture and node in capture:
             results[capture[node]] = g
         if needed is not None and node not in needed:
-            if not retain_graph:
-                _release(node)
+            if not retain_graph:  # the graph is used up: drop what the node holds for it
+                node.args = node.arrays = node.edges = node.out = node.saved = None
             continue
         for vc, version in node.versions:
             if vc[0] != version:
                 _raise_modified(node)
         if node.out_vc[0] != 0:
             _raise_modified(node)
-        if _OBSERVERS:  # viz hook (issue 18)
-            for observe in _OBSERVERS:
-                observe(node, g)
         prim, params = node.prim, node.params
         if prim.saves:
-            params = {**params, "saved": _hand_over(node, create_graph, retain_graph)}
+            # the forward's saved arrays, for a VJP that may overwrite them: given away (a
+            # copy while the graph is retained); None under create_graph, where VJPs recompute
+            saved = node.saved
+            if create_graph or saved is None:
+                saved = None
+            elif retain_graph:
+                saved = {k: xp.copy(a) if backend.is_array(a) else a for k, a in saved.items()}
+            else:
+                node.saved = None
+            params = {**params, "saved": saved}
         if create_graph:
-            args, out = node.args, _wrap(node.out, True, node)
+            args, out = node.args, ops.output(node)
         else:
             args, out = node.arrays, node.out
         edges, wanted = node.edges, node.wanted
@@ -171,27 +248,21 @@ def _propagate(pending, grads, results, needed, capture, create_graph, retain_gr
             edges = [(i, a) for i, a in edges
                      if (a if a._node is None else a._node) in needed]
             wanted = [i for i, _ in edges]
-        vjps, joint_vjp = prim.vjps, prim.joint
-        if joint_vjp is not None:
-            # only an array that nothing else holds (not another node's pending gradient,
-            # not a captured result, not a view) may be overwritten by the VJP; the two
-            # references are this loop's variable and getrefcount's argument
-            private = (not create_graph and _refcount(g) == 2 and g.base is None
-                       and g.flags.writeable)
-            joint = joint_vjp(xp, g, out, *args, wanted=wanted, g_private=private, **params)
+        if observers:
+            for callback in tuple(observers):
+                callback(node, g)
+        # only an array that nothing else holds (not another node's pending gradient, not a
+        # captured result, not an observer's) may be overwritten by the VJP
+        private = prim.overwrites_g and not create_graph and may_overwrite(g)
+        input_grads = prim.vjp(ops, g, out, args, params, wanted, private)
         for i, a in edges:
-            child = a._node
-            if joint_vjp is not None:
-                gi = joint[i]
-            elif prim.variadic:
-                gi = vjps[0](xp, g, out, *args, **params, arg=i)
-            elif vjps[i] is None:
+            gi = input_grads[i]
+            if gi is None:  # an argument without a gradient (a label, a condition)
                 continue
-            else:
-                gi = vjps[i](xp, g, out, *args, **params)
             data = a._data
             if gi.shape != data.shape or gi.dtype != data.dtype:
-                gi = _fit(gi, data, xp)
+                gi = _fit(gi, data, ops)
+            child = a._node
             if child is None:
                 results[a] = results[a] + gi if a in results else gi
             elif child in grads:
@@ -199,101 +270,39 @@ def _propagate(pending, grads, results, needed, capture, create_graph, retain_gr
             else:
                 grads[child] = gi
                 heapq.heappush(pending, (-child.seq, child))
-        gi = g = joint = None  # no stale reference may make the next gradient look shared
+        # no stale reference may make the next gradient look shared
+        gi = g = input_grads = None
         if not retain_graph:
-            _release(node)
+            node.args = node.arrays = node.edges = node.out = node.saved = None
 
 
-def _needed(order: list[Node], targets) -> set:
-    """The nodes (and target leaves) through which some target is reachable."""
+def _needed(order: list, targets) -> set:
+    """The nodes (and target leaves) through which some target is reachable. Gradients flow
+    only along edges (arguments that required grad when recorded), so edges are all it reads."""
     needed = {t if t._node is None else t._node for t in targets}
     for node in reversed(order):  # inputs before the nodes that use them
         if node in needed:
             continue
-        for a in node.args:
-            if isinstance(a, Tensor) and (a in needed or
-                                          (a._node is not None and a._node in needed)):
+        for _, a in node.edges:
+            if a in needed or (a._node is not None and a._node in needed):
                 needed.add(node)
                 break
     return needed
 
 
-def _hand_over(node: Node, create_graph: bool, retain_graph: bool) -> dict | None:
-    """The forward's saved arrays, for VJPs that may overwrite them: given away (a copy while
-    the graph is retained); None under create_graph, where the VJPs recompute."""
-    if create_graph or node.saved is None:
-        return None
-    if retain_graph:
-        return {k: np.copy(a) if isinstance(a, np.ndarray) else a for k, a in node.saved.items()}
-    saved, node.saved = node.saved, None
-    return saved
-
-
-def _release(node: Node) -> None:
-    """Drop what the node holds for its backward: the graph is used up."""
-    node.args = node.arrays = node.edges = None
-    node.out = None
-    node.saved = None
-
-
-def _root_gradient(t: Tensor, gradient) -> object:
+def root_gradient(data, gradient) -> object:
+    """The gradient a backward starts from, for an output array `data`: ones for a scalar when
+    `gradient` is None, else a copy of the array `gradient` in data's dtype (the caller's array
+    must never end up as some .grad)."""
+    xp = _HOST if type(data) is _HOST_ARRAY else backend.of(data)
     if gradient is None:
-        if t._data.size != 1:
+        if data.size != 1:
             raise RuntimeError(
-                f"backward() on a tensor of shape {t.shape} needs a `gradient` of that shape; "
-                "a gradient is implied only for single-element (scalar) outputs such as a loss")
-        return np.ones(t._data.shape, t._data.dtype) if t.ndim else np.array(1, t._data.dtype)
-    g = gradient._data if isinstance(gradient, Tensor) else np.asarray(gradient)
-    if g.shape != t.shape:
-        raise ValueError(f"gradient has shape {g.shape} but the tensor has shape {t.shape}")
-    return g.astype(t.dtype)  # a copy: the caller's array must never end up as some .grad
-
-
-class retain_graphs:
-    """Within this block, backward() keeps graphs by default (retain_graph=True), so a caller
-    (a second-order optimizer) can still differentiate a loss that a closure already
-    back-propagated."""
-
-    active = False
-
-    def __enter__(self):
-        self.prev, retain_graphs.active = retain_graphs.active, True
-        return self
-
-    def __exit__(self, *exc):
-        retain_graphs.active = self.prev
-        return False
-
-
-def backward(t: Tensor, gradient=None, *, retain_graph=None, create_graph=False) -> None:
-    """Tensor.backward: accumulate into `.grad` of every leaf that requires grad."""
-    if not t.requires_grad:
-        raise RuntimeError("backward() on a tensor that does not require grad (no leaf it "
-                           "depends on has requires_grad=True, or it was made under no_grad)")
-    g = _root_gradient(t, gradient)
-    if t._node is None:  # backward on a leaf itself
-        _accumulate(t, _wrap(g))
-        return
-    if create_graph:
-        g = _wrap(g)
-    retain = (create_graph or retain_graphs.active) if retain_graph is None else retain_graph
-    results = run_backward([t], [g], create_graph=create_graph, retain_graph=retain)
-    while results:
-        leaf, gi = results.popitem()
-        if not create_graph:
-            # a `.grad` must own its array: copy unless it is fresh and held by nothing else,
-            # such as another leaf's entry (two references: `gi` and getrefcount's argument)
-            if _refcount(gi) != 2 or (gi.base is not None and not _owns_view(gi)) \
-                    or not gi.flags.writeable:
-                gi = gi.copy(order="K")
-            gi = _wrap(gi)
-        _accumulate(leaf, gi)
-
-
-def _accumulate(leaf: Tensor, g: Tensor) -> None:
-    if leaf.grad is None:
-        leaf.grad = g
-    elif g.requires_grad or leaf.grad.requires_grad:
-        leaf.grad = leaf.grad + g
-    else:
-        leaf.grad._data += g._data
+                f"backward() on a tensor of shape {data.shape} needs a `gradient` of that "
+                "shape; a gradient is implied only for single-element (scalar) outputs such as "
+                "a loss")
+        return xp.ones(data.shape, data.dtype) if data.ndim else xp.asarray(1, data.dtype)
+    g = xp.asarray(gradient)
+    if g.shape != data.shape:
+        raise ValueError(f"gradient has shape {g.shape} but the tensor has shape {data.shape}")
+    return g.astype(data.dtype)  # a copy

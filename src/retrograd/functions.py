@@ -3,10 +3,16 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from . import backend
+from .backend import INTEGER_TYPES, as_dtype, dtypes
 from .ops import PRIMITIVES
-from .tensor import Tensor, _to_array, _wrap, apply, get_default_dtype
+from .tensor import (
+    Tensor,
+    _wrap,
+    apply,
+    from_numpy,  # noqa: F401  (re-exported: retrograd.functions.from_numpy)
+    get_default_dtype,
+)
 
 
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
@@ -18,28 +24,26 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-def from_numpy(array: np.ndarray) -> Tensor:
-    """A tensor sharing `array`'s memory (no copy)."""
-    return _wrap(np.asarray(array))
-
-
 def as_tensor(data, dtype=None) -> Tensor:
-    if isinstance(data, Tensor) and (dtype is None or np.dtype(dtype) == data.dtype):
-        return data
-    if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype):
+    if isinstance(data, Tensor):
+        if dtype is None or as_dtype(dtype) == data.dtype:
+            return data
+        data = data._data
+    if backend.is_array(data) and (dtype is None or as_dtype(dtype) == data.dtype):
         return _wrap(data)
-    return _wrap(_to_array(data, dtype))
+    return _wrap(backend.from_data(data, dtype))
 
 
 def _shape(size) -> tuple[int, ...]:
-    if len(size) == 1 and not isinstance(size[0], (int, np.integer)):
+    if len(size) == 1 and not isinstance(size[0], INTEGER_TYPES):
         return tuple(size[0])
     return tuple(size)
 
 
 def _filled(size, value, dtype, requires_grad) -> Tensor:
-    dtype = np.dtype(dtype) if dtype is not None else get_default_dtype()
-    return _wrap(np.full(_shape(size), value, dtype=dtype)).requires_grad_(requires_grad)
+    dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
+    xp = backend.default()
+    return _wrap(xp.full(_shape(size), value, dtype=dtype)).requires_grad_(requires_grad)
 
 
 def zeros(*size, dtype=None, requires_grad=False) -> Tensor:
@@ -67,27 +71,28 @@ def arange(start, end=None, step=1, dtype=None) -> Tensor:
     if end is None:
         start, end = 0, start
     if dtype is None:
-        is_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
-        dtype = np.int64 if is_int else get_default_dtype()
-    return _wrap(np.arange(start, end, step, dtype=dtype))
+        is_int = all(isinstance(v, INTEGER_TYPES) for v in (start, end, step))
+        dtype = dtypes.int64 if is_int else get_default_dtype()
+    return _wrap(backend.default().arange(start, end, step, dtype=dtype))
 
 
 def linspace(start, end, steps: int, dtype=None) -> Tensor:
-    return _wrap(np.linspace(start, end, steps, dtype=dtype or get_default_dtype()))
+    return _wrap(backend.default().linspace(start, end, steps, dtype=dtype or get_default_dtype()))
 
 
 def eye(n: int, m: int | None = None, dtype=None) -> Tensor:
-    return _wrap(np.eye(n, m, dtype=dtype or get_default_dtype()))
+    return _wrap(backend.default().eye(n, m, dtype=dtype or get_default_dtype()))
 
 
 def _as_operand(x):
-    return x if isinstance(x, (Tensor, int, float, bool)) else _wrap(_to_array(x))
+    return x if isinstance(x, (Tensor, int, float, bool)) else _wrap(backend.from_data(x))
 
 
 def where(condition, input, other) -> Tensor:
     """input where condition holds, other elsewhere (broadcasting); no gradient to condition."""
-    cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
-    if cond.dtype != np.bool_:
+    cond = condition._data if isinstance(condition, Tensor) else \
+        backend.of(condition).asarray(condition)
+    if cond.dtype != dtypes.bool_:
         raise TypeError(f"where: condition must be a bool tensor, got dtype {cond.dtype}")
     return apply(PRIMITIVES["where"], cond, _as_operand(input), _as_operand(other))
 

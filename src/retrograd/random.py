@@ -1,28 +1,31 @@
 """The one random generator everything draws from: weights, dropout masks, shuffling.
 
 `manual_seed(s)` makes every later draw reproducible bit for bit. Draws happen directly in the
-requested dtype (NumPy's Generator supports float32), so float32 stays float32.
+requested dtype (NumPy's Generator supports float32), so float32 stays float32. The generator
+lives on the host (the backend's `default_rng`); the backend's `uniform` / `standard_normal`
+turn its draws into arrays, so a seed gives the same values wherever they are used.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
+from . import backend
+from .backend import INTEGER_TYPES, as_dtype, dtypes
 from .tensor import Tensor, _wrap, get_default_dtype
 
 DEFAULT_SEED = 0  # like torch, a fresh process starts from a fixed seed
+_host = backend.host
 
 
 class _Generator:
-    rng = np.random.default_rng(DEFAULT_SEED)
+    rng = _host.default_rng(DEFAULT_SEED)
     seed = DEFAULT_SEED
 
 
 def manual_seed(seed: int) -> None:
     """Reseed the global generator."""
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not isinstance(seed, INTEGER_TYPES) or seed < 0:
         raise ValueError(f"manual_seed: seed must be a non-negative integer, got {seed!r}")
-    _Generator.rng = np.random.default_rng(int(seed))
+    _Generator.rng = _host.default_rng(int(seed))
     _Generator.seed = int(seed)
 
 
@@ -30,8 +33,9 @@ def initial_seed() -> int:
     return _Generator.seed
 
 
-def generator() -> np.random.Generator:
-    """The global NumPy Generator (for library code that needs raw draws)."""
+def generator():
+    """The global generator, a numpy.random.Generator (for library code that needs raw
+    draws)."""
     return _Generator.rng
 
 
@@ -45,13 +49,13 @@ def set_rng_state(state: dict) -> None:
 
 
 def _shape(size) -> tuple[int, ...]:
-    if len(size) == 1 and not isinstance(size[0], (int, np.integer)):
+    if len(size) == 1 and not isinstance(size[0], INTEGER_TYPES):
         return tuple(size[0])
     return tuple(size)
 
 
 def _float_dtype(dtype):
-    dtype = np.dtype(dtype) if dtype is not None else get_default_dtype()
+    dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
     if dtype.kind != "f":
         raise TypeError(f"expected a floating dtype, got {dtype}")
     return dtype
@@ -59,17 +63,17 @@ def _float_dtype(dtype):
 
 def randn(*size, dtype=None, requires_grad=False) -> Tensor:
     """Standard normal samples of the given shape."""
-    data = _Generator.rng.standard_normal(_shape(size), dtype=_float_dtype(dtype))
+    data = _host.standard_normal(_Generator.rng, _shape(size), _float_dtype(dtype))
     return _wrap(data).requires_grad_(requires_grad)
 
 
 def rand(*size, dtype=None, requires_grad=False) -> Tensor:
     """Uniform samples in [0, 1)."""
-    data = _Generator.rng.random(_shape(size), dtype=_float_dtype(dtype))
+    data = _host.uniform(_Generator.rng, _shape(size), _float_dtype(dtype))
     return _wrap(data).requires_grad_(requires_grad)
 
 
-def randint(low: int, high: int | None = None, size=(), dtype=np.int64) -> Tensor:
+def randint(low: int, high: int | None = None, size=(), dtype=dtypes.int64) -> Tensor:
     """Integers uniform in [low, high) (or [0, low) when high is omitted)."""
     if high is None:
         low, high = 0, low
@@ -77,19 +81,23 @@ def randint(low: int, high: int | None = None, size=(), dtype=np.int64) -> Tenso
 
 
 def randperm(n: int) -> Tensor:
-    return _wrap(_Generator.rng.permutation(n).astype(np.int64))
+    return _wrap(_Generator.rng.permutation(n).astype(dtypes.int64))
 
 
-def uniform_array(shape, low, high, dtype) -> np.ndarray:
-    """low + (high - low) * U[0, 1), drawn in `dtype`."""
-    u = _Generator.rng.random(shape, dtype=dtype)
+def uniform_array(shape, low, high, dtype, like=None):
+    """low + (high - low) * U[0, 1), drawn in `dtype` (on the backend of the array `like`,
+    the host when None)."""
+    xp = _host if like is None else backend.of(like)
+    u = xp.uniform(_Generator.rng, shape, dtype)
     u *= high - low
     u += low
     return u
 
 
-def normal_array(shape, mean, std, dtype) -> np.ndarray:
-    z = _Generator.rng.standard_normal(shape, dtype=dtype)
+def normal_array(shape, mean, std, dtype, like=None):
+    """mean + std * N(0, 1), drawn in `dtype` (on the backend of `like`, the host when None)."""
+    xp = _host if like is None else backend.of(like)
+    z = xp.standard_normal(_Generator.rng, shape, dtype)
     z *= std
     z += mean
     return z

@@ -10,68 +10,34 @@ it, and backward refuses to use an array that changed after the forward pass saw
 from __future__ import annotations
 
 import functools
-import itertools
-from types import SimpleNamespace
 
-import numpy as np
-
+from . import backend
+from .backend import as_dtype, default_float, dtypes
+from .backend import set_default_float as _set_default_float
+from .engine import Node, retain_graphs, root_gradient, run_backward
 from .grad_mode import _State, no_grad
-from .ops import PRIMITIVES, Primitive
-from .tensor_methods import TensorMethods
+from .ops import PRIMITIVES, Primitive, namespace
+from .tensor_methods import TensorMethods, normalize_index
 
 _P = PRIMITIVES
-_SEQUENCE = itertools.count()
-_DEFAULT = {"dtype": np.dtype(np.float32)}
+_backend_of = backend.of
+# the NumPy fast path of `backend.of`, for apply: one type comparison
+_HOST, _HOST_ARRAY = backend.host, backend.host.ndarray
 
 
-def get_default_dtype() -> np.dtype:
+def get_default_dtype():
     """The dtype that Python floats (lists, scalars) become: float32 unless changed."""
-    return _DEFAULT["dtype"]
+    return default_float()
 
 
 def set_default_dtype(dtype) -> None:
     """Set the dtype that Python floats become (float32 or float64)."""
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"default dtype must be float32 or float64, got {dtype}")
-    _DEFAULT["dtype"] = dtype
+    _set_default_float(dtype)
 
 
-class Node:
-    """One recorded application of a primitive; its backward is the primitive's VJPs.
-
-    Everything backward needs is gathered once, by `apply`: the arrays behind the arguments,
-    the edges (argument position, tensor) along which gradients flow, and each argument's
-    version at record time.
-    """
-
-    __slots__ = ("prim", "args", "arrays", "params", "out", "saved", "out_vc", "versions",
-                 "edges", "wanted", "seq")
-
-    def __init__(self, prim: Primitive, args: tuple, arrays: list, params: dict,
-                 out: np.ndarray, saved, versions: list, edges: list, wanted: list):
-        self.prim = prim
-        self.args = args
-        self.arrays = arrays
-        self.params = params
-        self.out = out
-        self.saved = saved
-        self.out_vc = [0]
-        self.versions = versions  # (version counter, its value when recorded) per tensor arg
-        self.edges = edges  # (argument position, tensor) for each argument that requires grad
-        self.wanted = wanted  # those positions
-        # creation order: every node is made after the nodes of its inputs, so decreasing seq
-        # is a topological order for the backward pass
-        self.seq = next(_SEQUENCE)
-
-    def name(self) -> str:
-        return "".join(part.capitalize() for part in self.prim.name.split("_")) + "Backward"
-
-    def __repr__(self) -> str:
-        return f"<{self.name()}>"
-
-
-def _wrap(data: np.ndarray, requires_grad: bool = False, node: Node | None = None) -> Tensor:
+def _wrap(data, requires_grad: bool = False, node: Node | None = None) -> Tensor:
+    """A Tensor around the array `data` (shared, not copied), with no checks: the library's
+    own constructor for arrays it made. Other modules use `from_numpy`."""
     t = object.__new__(Tensor)
     t._data = data
     t.requires_grad = requires_grad
@@ -81,18 +47,30 @@ def _wrap(data: np.ndarray, requires_grad: bool = False, node: Node | None = Non
     return t
 
 
+def from_numpy(array) -> Tensor:
+    """A tensor sharing `array`'s memory (no copy), as torch.from_numpy: `array` must be an
+    array (a NumPy ndarray, or an array of another registered backend)."""
+    if not backend.is_array(array):
+        raise TypeError(f"from_numpy: expected an array (numpy.ndarray), got "
+                        f"{type(array).__name__}")
+    return _wrap(array)
+
+
 def apply(prim: Primitive, *args, **params) -> Tensor:
     """Run a primitive's forward on the arrays behind `args`, recording a node when needed.
 
-    Arguments that are not Tensors (ndarrays, Python scalars) are constants and pass through
-    unchanged, so NumPy's weak Python-scalar promotion keeps float32 as float32.
+    Arguments that are not Tensors (arrays, Python scalars) are constants and pass through
+    unchanged, so NumPy's weak Python-scalar promotion keeps float32 as float32. The forward
+    runs on the backend of the (last) tensor argument's array.
     """
     # one pass over the arguments gathers everything a node needs
     recording = _State.enabled
     arrays, versions, edges, wanted = [], [], [], []
+    data = None
     for i, a in enumerate(args):
         if isinstance(a, Tensor):
-            arrays.append(a._data)
+            data = a._data
+            arrays.append(data)
             if recording:
                 vc = a._vc
                 versions.append((vc, vc[0]))
@@ -101,50 +79,25 @@ def apply(prim: Primitive, *args, **params) -> Tensor:
                     wanted.append(i)
         else:
             arrays.append(a)
-    out = prim.forward(*arrays, **params)
+    if type(data) is _HOST_ARRAY:
+        xp = _HOST
+    else:
+        xp = _backend_of(data) if data is not None else backend.of_arrays(arrays)
+    out = prim.forward(xp, *arrays, **params)
     saved = None
     if prim.saves:
         out, saved = out
-    if type(out) is not np.ndarray:
-        out = np.asarray(out)
+    if type(out) is not xp.ndarray:  # a 0-d result can come back as a scalar
+        out = xp.asarray(out)
     if not edges:
         return _wrap(out)
     return _wrap(out, True, Node(prim, args, arrays, params, out, saved, versions, edges, wanted))
 
 
-def _to_array(data, dtype=None) -> np.ndarray:
-    """Python data takes torch's dtypes (floats: the default dtype, ints: int64, bools: bool);
-    ndarrays keep theirs. Always a copy, as torch.tensor copies."""
-    if isinstance(data, Tensor):
-        data = data._data
-    if isinstance(data, np.ndarray):
-        return np.array(data, dtype=dtype)
-    arr = np.array(data)
-    if dtype is None:
-        if arr.dtype.kind == "f":
-            dtype = _DEFAULT["dtype"]
-        elif arr.dtype.kind in "iu":
-            dtype = np.int64
-        elif arr.dtype.kind != "b":
-            raise TypeError(f"cannot make a tensor from data of type {arr.dtype}")
-    return arr.astype(dtype, copy=False) if dtype is not None else arr
-
-
-def _check_grad_dtype(data: np.ndarray) -> None:
+def _check_grad_dtype(data) -> None:
     if data.dtype.kind != "f":
         raise TypeError("only floating-point tensors can require gradients, "
                         f"got dtype {data.dtype}")
-
-
-def _normalize_index(index):
-    """Tensors and lists inside an index become ndarrays, so NumPy indexing rules apply."""
-    def one(i):
-        if isinstance(i, Tensor):
-            return i._data
-        if isinstance(i, list):
-            return np.asarray(i)
-        return i
-    return tuple(one(i) for i in index) if isinstance(index, tuple) else one(index)
 
 
 class Tensor(TensorMethods):
@@ -156,9 +109,14 @@ class Tensor(TensorMethods):
     __slots__ = ("_data", "requires_grad", "grad", "_node", "_vc", "__weakref__")
     # NumPy must hand `ndarray (op) Tensor` back to Tensor's reflected operators.
     __array_ufunc__ = None
+    # what TensorMethods builds on: record a primitive, wrap a result that has no graph
+    _apply = staticmethod(apply)
+    _wrap = staticmethod(_wrap)
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
-        self._data = _to_array(data, dtype)
+        if isinstance(data, Tensor):
+            data = data._data
+        self._data = backend.from_data(data, dtype)
         if requires_grad:
             _check_grad_dtype(self._data)
         self.requires_grad = bool(requires_grad)
@@ -176,7 +134,7 @@ class Tensor(TensorMethods):
         return self._data.ndim
 
     @property
-    def dtype(self) -> np.dtype:
+    def dtype(self):
         return self._data.dtype
 
     @property
@@ -194,7 +152,8 @@ class Tensor(TensorMethods):
 
     @data.setter
     def data(self, value) -> None:
-        self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
+        self._data = value._data if isinstance(value, Tensor) else \
+            backend.of(value).asarray(value)
 
     @property
     def T(self) -> Tensor:
@@ -213,9 +172,9 @@ class Tensor(TensorMethods):
     def numel(self) -> int:
         return self._data.size
 
-    def numpy(self) -> np.ndarray:
+    def numpy(self):
         """The underlying ndarray (shared, not copied)."""
-        return self._data
+        return _backend_of(self._data).to_numpy(self._data)
 
     def tolist(self):
         return self._data.tolist()
@@ -224,9 +183,10 @@ class Tensor(TensorMethods):
         return self._data.item()
 
     def __array__(self, dtype=None, copy=None):
-        if dtype is not None and np.dtype(dtype) != self._data.dtype:
-            return self._data.astype(dtype)
-        return self._data.copy() if copy else self._data
+        data = _backend_of(self._data).to_numpy(self._data)
+        if dtype is not None and as_dtype(dtype) != data.dtype:
+            return data.astype(dtype)
+        return data.copy() if copy else data
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -248,9 +208,9 @@ class Tensor(TensorMethods):
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
-        body = np.array2string(self._data, separator=", ", prefix="tensor(")
+        body = backend.host.array2string(self.numpy(), separator=", ", prefix="tensor(")
         extra = ""
-        if self._data.dtype not in (_DEFAULT["dtype"], np.int64, np.bool_):
+        if self._data.dtype not in (default_float(), dtypes.int64, dtypes.bool_):
             extra += f", dtype={self._data.dtype}"
         if self._node is not None:
             extra += f", grad_fn={self._node!r}"
@@ -273,11 +233,48 @@ class Tensor(TensorMethods):
     def backward(self, gradient=None, retain_graph=None, create_graph=False) -> None:
         """Accumulate d(self)/d(leaf) into each leaf's `.grad`; `gradient` is needed unless
         self is a scalar."""
-        _engine.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
+        # one function, no helpers: this runs once per training step
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad (no leaf it "
+                               "depends on has requires_grad=True, or it was made under "
+                               "no_grad)")
+        data = self._data
+        xp = _HOST if type(data) is _HOST_ARRAY else _backend_of(data)
+        if gradient is None and not data.ndim:  # a loss: d loss / d loss = 1, without a call
+            g = xp.asarray(1, data.dtype)
+        else:
+            g = root_gradient(data, gradient._data if isinstance(gradient, Tensor) else gradient)
+        if self._node is None:  # backward on a leaf itself
+            _accumulate(self, _wrap(g))
+            return
+        if create_graph:
+            g = _wrap(g)
+        if retain_graph is None:
+            retain_graph = create_graph or retain_graphs.active
+        results = run_backward([self], [g], graph_ops=graph_namespace, create_graph=create_graph,
+                               retain_graph=retain_graph)
+        if create_graph:
+            while results:
+                _accumulate(*results.popitem())
+            return
+        may_overwrite = xp.may_overwrite
+        while results:
+            leaf, gi = results.popitem()
+            grad = leaf.grad
+            if grad is None:
+                # a `.grad` must own its array: copy unless it is fresh and held by nothing
+                # else, such as another leaf's entry
+                if not may_overwrite(gi):
+                    gi = gi.copy(order="K")
+                leaf.grad = _wrap(gi)
+            elif grad.requires_grad:
+                leaf.grad = grad + _wrap(gi)
+            else:
+                grad._data += gi
 
     # ------------------------------------------------------------------ casting
     def to(self, dtype) -> Tensor:
-        dtype = np.dtype(dtype)
+        dtype = as_dtype(dtype)
         if dtype == self._data.dtype:
             return self
         if dtype.kind == "f" and self._data.dtype.kind == "f":
@@ -287,19 +284,19 @@ class Tensor(TensorMethods):
     astype = to
 
     def float(self) -> Tensor:
-        return self.to(np.float32)
+        return self.to(dtypes.float32)
 
     def double(self) -> Tensor:
-        return self.to(np.float64)
+        return self.to(dtypes.float64)
 
     def long(self) -> Tensor:
-        return self.to(np.int64)
+        return self.to(dtypes.int64)
 
     def int(self) -> Tensor:
-        return self.to(np.int32)
+        return self.to(dtypes.int32)
 
     def bool(self) -> Tensor:
-        return self.to(np.bool_)
+        return self.to(dtypes.bool_)
 
     def clone(self) -> Tensor:
         """A differentiable copy."""
@@ -316,7 +313,8 @@ class Tensor(TensorMethods):
 
     def __setitem__(self, index, value) -> None:
         self._before_inplace()
-        self._data[_normalize_index(index)] = value._data if isinstance(value, Tensor) else value
+        index = normalize_index(index, _backend_of(self._data))
+        self._data[index] = value._data if isinstance(value, Tensor) else value
 
     def zero_(self) -> Tensor:
         self._before_inplace()
@@ -330,11 +328,12 @@ class Tensor(TensorMethods):
 
     def copy_(self, src) -> Tensor:
         """Copy `src` into this tensor's array, casting to this tensor's dtype."""
-        src = src._data if isinstance(src, Tensor) else np.asarray(src)
-        if np.broadcast_shapes(src.shape, self.shape) != self.shape:
+        xp = _backend_of(self._data)
+        src = src._data if isinstance(src, Tensor) else xp.asarray(src)
+        if xp.broadcast_shapes(src.shape, self.shape) != self.shape:
             raise ValueError(f"copy_: cannot copy shape {src.shape} into shape {self.shape}")
         self._before_inplace()
-        np.copyto(self._data, src, casting="unsafe")
+        xp.copyto(self._data, src, casting="unsafe")
         return self
 
     def add_(self, other, alpha=1) -> Tensor:
@@ -358,7 +357,7 @@ class Tensor(TensorMethods):
 
     def clamp_(self, min=None, max=None) -> Tensor:
         self._before_inplace()
-        np.clip(self._data, min, max, out=self._data)
+        _backend_of(self._data).clip(self._data, min, max, out=self._data)
         return self
 
 
@@ -369,8 +368,8 @@ class Parameter(Tensor):
 
     def __init__(self, data=None, requires_grad: bool = True):
         if data is None:
-            data = np.empty(0, dtype=_DEFAULT["dtype"])
-        self._data = data._data if isinstance(data, Tensor) else np.asarray(data)
+            data = backend.default().empty(0, dtype=default_float())
+        self._data = data._data if isinstance(data, Tensor) else backend.of(data).asarray(data)
         if requires_grad:
             _check_grad_dtype(self._data)
         self.requires_grad = requires_grad
@@ -382,16 +381,33 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
-def _graph_namespace() -> SimpleNamespace:
-    """xp under create_graph: each primitive applied to Tensors, recording nodes."""
-    functions = {name: functools.partial(apply, prim) for name, prim in PRIMITIVES.items()}
-    return SimpleNamespace(raw=lambda a: a._data if isinstance(a, Tensor) else a, **functions)
+def _accumulate(leaf: Tensor, g: Tensor) -> None:
+    """leaf.grad += g, in place when neither is part of a graph."""
+    if leaf.grad is None:
+        leaf.grad = g
+    elif g.requires_grad or leaf.grad.requires_grad:
+        leaf.grad = leaf.grad + g
+    else:
+        leaf.grad._data += g._data
 
 
-GRAPH_NS = _graph_namespace()
+_GRAPH_NAMESPACES: dict = {}
 
-# The backward pass lives in engine.py, which builds on everything above; imported last so that
-# Tensor.backward needs no import statement per call.
-from . import engine as _engine  # noqa: E402
 
-__all__ = ["Tensor", "Parameter", "Node", "apply", "no_grad", "GRAPH_NS"]
+def graph_namespace(xp):
+    """`ops` under create_graph, for tensors on backend xp: each primitive applied to Tensors,
+    recording nodes; `raw` the array behind a value, `xp` the backend, `output(node)` a node's
+    output as a tensor of the graph."""
+    ns = _GRAPH_NAMESPACES.get(xp)
+    if ns is None:
+        ns = _GRAPH_NAMESPACES[xp] = namespace(
+            lambda prim: functools.partial(apply, prim), xp=xp,
+            raw=lambda a: a._data if isinstance(a, Tensor) else a,
+            output=lambda node: _wrap(node.out, True, node))
+    return ns
+
+
+GRAPH_NS = graph_namespace(backend.host)  # the host's, for code that names it
+
+__all__ = ["GRAPH_NS", "Node", "Parameter", "Tensor", "apply", "from_numpy", "get_default_dtype",
+           "graph_namespace", "no_grad", "set_default_dtype"]

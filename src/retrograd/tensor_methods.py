@@ -1,18 +1,21 @@
 """Tensor's mathematical methods: arithmetic, comparisons, element-wise functions, reductions,
-shapes and indexing. Each is one primitive of `ops.py` applied through `tensor.apply` (or a few
-composed), so none has gradient code of its own.
+shapes and indexing. Each is one primitive of the table (retrograd.ops) applied through
+`self._apply` (or a few composed), so none has gradient code of its own.
 
 Tensor inherits them from `TensorMethods`; they live here to keep tensor.py about the graph.
+This module does not import tensor.py: the class that mixes these methods in provides
+`_apply(prim, *args, **params)` (record a primitive) and `_wrap(array)` (a tensor outside any
+graph), and every Tensor is a TensorMethods.
 """
 
 from __future__ import annotations
 
+import operator
 from collections import namedtuple
 
-import numpy as np
-
-# tensor.py imports this module while it is being built; its names are looked up at call time.
-from . import tensor as T
+from . import backend
+from .backend import default_float
+from .ops import PRIMITIVES as _P
 
 
 def _axes(dim):
@@ -34,86 +37,101 @@ def _check_matmul(a: tuple, b: tuple) -> None:
         raise ValueError(f"matmul: shapes {a} and {b} cannot be multiplied "
                          f"({k_a} columns on the left, {k_b} rows on the right)")
     try:
-        np.broadcast_shapes(a[:-2], b[:-2])
+        backend.host.broadcast_shapes(a[:-2], b[:-2])
     except ValueError:
         raise ValueError(f"matmul: batch dimensions of {a} and {b} do not broadcast") from None
 
 
+def normalize_index(index, xp):
+    """Tensors and lists inside an index become arrays of backend `xp`, so NumPy's indexing
+    rules apply."""
+    def one(i):
+        if isinstance(i, TensorMethods):
+            return i._data
+        if isinstance(i, list):
+            return xp.asarray(i)
+        return i
+    return tuple(one(i) for i in index) if isinstance(index, tuple) else one(index)
+
+
 class TensorMethods:
-    """Mixed into Tensor (which holds `_data`, `_node`, ...); no state of its own."""
+    """Mixed into Tensor (which holds `_data`, `_node`, ... and provides `_apply` and
+    `_wrap`); no state of its own."""
 
     __slots__ = ()
 
     # ------------------------------------------------------------------ arithmetic
     def _operand(self, other):
         """Python and NumPy scalars stay weak (float32 op 0.5 is float32, as in torch)."""
-        if isinstance(other, (T.Tensor, np.ndarray)):
+        kind = type(other)
+        if kind is float or kind is int or isinstance(other, TensorMethods):
             return other
-        if isinstance(other, np.generic):
+        if backend.is_array_scalar(other):  # before float: a NumPy float64 is a float
             return other.item()
-        if isinstance(other, (int, float, bool)):
+        if isinstance(other, (int, float, bool)) or backend.is_array(other):
             return other
-        return T._wrap(T._to_array(other))
+        return self._wrap(backend.from_data(other))
 
-    def _floating(self, other=None) -> T.Tensor:
+    def _floating(self, other=None):
         """Integer tensors meet float scalars or true division as the default float dtype."""
         if self._data.dtype.kind in "iub" and (other is None or isinstance(other, float)):
-            return T._wrap(self._data.astype(T._DEFAULT["dtype"]))
+            return self._wrap(self._data.astype(default_float()))
         return self
 
     def __add__(self, other):
         other = self._operand(other)
-        return T.apply(T._P["add"], self._floating(other), other)
+        return self._apply(_P["add"], self._floating(other), other)
 
     def __radd__(self, other):
         other = self._operand(other)
-        return T.apply(T._P["add"], other, self._floating(other))
+        return self._apply(_P["add"], other, self._floating(other))
 
     def __sub__(self, other):
         other = self._operand(other)
-        return T.apply(T._P["sub"], self._floating(other), other)
+        return self._apply(_P["sub"], self._floating(other), other)
 
     def __rsub__(self, other):
         other = self._operand(other)
-        return T.apply(T._P["sub"], other, self._floating(other))
+        return self._apply(_P["sub"], other, self._floating(other))
 
     def __mul__(self, other):
         other = self._operand(other)
-        return T.apply(T._P["mul"], self._floating(other), other)
+        return self._apply(_P["mul"], self._floating(other), other)
 
     def __rmul__(self, other):
         other = self._operand(other)
-        return T.apply(T._P["mul"], other, self._floating(other))
+        return self._apply(_P["mul"], other, self._floating(other))
 
     def __truediv__(self, other):
-        return T.apply(T._P["div"], self._floating(), self._operand(other))
+        return self._apply(_P["div"], self._floating(), self._operand(other))
 
     def __rtruediv__(self, other):
-        return T.apply(T._P["div"], self._operand(other), self._floating())
+        return self._apply(_P["div"], self._operand(other), self._floating())
 
     def __pow__(self, other):
         other = self._operand(other)
-        return T.apply(T._P["pow"], self._floating(other), other)
+        return self._apply(_P["pow"], self._floating(other), other)
 
     def __rpow__(self, other):
         other = self._operand(other)
-        return T.apply(T._P["pow"], other, self._floating(other))
+        return self._apply(_P["pow"], other, self._floating(other))
 
     def __neg__(self):
-        return T.apply(T._P["neg"], self)
+        return self._apply(_P["neg"], self)
 
     def __pos__(self):
         return self
 
     def __matmul__(self, other):
-        other = other if isinstance(other, T.Tensor) else T._wrap(T._to_array(other))
+        if not isinstance(other, TensorMethods):
+            other = self._wrap(backend.from_data(other))
         _check_matmul(self.shape, other.shape)
-        return T.apply(T._P["matmul"], self, other)
+        return self._apply(_P["matmul"], self, other)
 
     def __rmatmul__(self, other):
-        other = T._wrap(T._to_array(other))
+        other = self._wrap(backend.from_data(other))
         _check_matmul(other.shape, self.shape)
-        return T.apply(T._P["matmul"], other, self)
+        return self._apply(_P["matmul"], other, self)
 
     matmul = __matmul__
 
@@ -129,60 +147,60 @@ class TensorMethods:
 
     # comparisons: no gradient, a bool tensor
     def _compare(self, op, other):
-        other = other._data if isinstance(other, T.Tensor) else other
-        return T._wrap(op(self._data, other))
+        other = other._data if isinstance(other, TensorMethods) else other
+        return self._wrap(op(self._data, other))
 
     def __lt__(self, other):
-        return self._compare(np.less, other)
+        return self._compare(operator.lt, other)
 
     def __le__(self, other):
-        return self._compare(np.less_equal, other)
+        return self._compare(operator.le, other)
 
     def __gt__(self, other):
-        return self._compare(np.greater, other)
+        return self._compare(operator.gt, other)
 
     def __ge__(self, other):
-        return self._compare(np.greater_equal, other)
+        return self._compare(operator.ge, other)
 
     def __eq__(self, other):
-        return self._compare(np.equal, other)
+        return self._compare(operator.eq, other)
 
     def __ne__(self, other):
-        return self._compare(np.not_equal, other)
+        return self._compare(operator.ne, other)
 
     def __and__(self, other):
-        return self._compare(np.logical_and, other)
+        return self._compare(backend.of(self._data).logical_and, other)
 
     def __or__(self, other):
-        return self._compare(np.logical_or, other)
+        return self._compare(backend.of(self._data).logical_or, other)
 
     def __invert__(self):
-        return T._wrap(~self._data)
+        return self._wrap(~self._data)
 
     # ------------------------------------------------------------------ elementwise functions
     def exp(self):
-        return T.apply(T._P["exp"], self._floating())
+        return self._apply(_P["exp"], self._floating())
 
     def log(self):
-        return T.apply(T._P["log"], self._floating())
+        return self._apply(_P["log"], self._floating())
 
     def sqrt(self):
-        return T.apply(T._P["sqrt"], self._floating())
+        return self._apply(_P["sqrt"], self._floating())
 
     def abs(self):
-        return T.apply(T._P["abs"], self)
+        return self._apply(_P["abs"], self)
 
     def sign(self):
-        return T.apply(T._P["sign"], self)
+        return self._apply(_P["sign"], self)
 
     def tanh(self):
-        return T.apply(T._P["tanh"], self._floating())
+        return self._apply(_P["tanh"], self._floating())
 
     def sigmoid(self):
-        return T.apply(T._P["sigmoid"], self._floating())
+        return self._apply(_P["sigmoid"], self._floating())
 
     def relu(self):
-        return T.apply(T._P["relu"], self)
+        return self._apply(_P["relu"], self)
 
     def square(self):
         return self * self
@@ -190,22 +208,22 @@ class TensorMethods:
     def clamp(self, min=None, max=None):
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must be given")
-        return T.apply(T._P["clamp"], self, min=min, max=max)
+        return self._apply(_P["clamp"], self, min=min, max=max)
 
     clip = clamp
 
     def softmax(self, dim: int):
-        return T.apply(T._P["softmax"], self._floating(), axis=dim)
+        return self._apply(_P["softmax"], self._floating(), axis=dim)
 
     def log_softmax(self, dim: int):
-        return T.apply(T._P["log_softmax"], self._floating(), axis=dim)
+        return self._apply(_P["log_softmax"], self._floating(), axis=dim)
 
     # ------------------------------------------------------------------ reductions
     def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         """Sum over `dim` (torch's names; NumPy's `axis` / `keepdims` are accepted too)."""
         dim = _axes(axis if dim is None else dim)
         keepdim = keepdim if keepdims is None else keepdims
-        return T.apply(T._P["sum"], self, axis=dim, keepdims=keepdim)
+        return self._apply(_P["sum"], self, axis=dim, keepdims=keepdim)
 
     def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         dim = _axes(axis if dim is None else dim)
@@ -214,7 +232,7 @@ class TensorMethods:
         return total / (self.numel() // max(total.numel(), 1))
 
     def amax(self, dim=None, keepdim=False):
-        return T.apply(T._P["amax"], self, axis=_axes(dim), keepdims=keepdim)
+        return self._apply(_P["amax"], self, axis=_axes(dim), keepdims=keepdim)
 
     def amin(self, dim=None, keepdim=False):
         return -((-self).amax(dim, keepdim))
@@ -231,17 +249,19 @@ class TensorMethods:
         return _MinMax(self.amin(dim, keepdim), self.argmin(dim, keepdim))
 
     def argmax(self, dim=None, keepdim=False):
-        return T._wrap(np.asarray(np.argmax(self._data, axis=dim, keepdims=keepdim)))
+        xp = backend.of(self._data)
+        return self._wrap(xp.asarray(xp.argmax(self._data, axis=dim, keepdims=keepdim)))
 
     def argmin(self, dim=None, keepdim=False):
-        return T._wrap(np.asarray(np.argmin(self._data, axis=dim, keepdims=keepdim)))
+        xp = backend.of(self._data)
+        return self._wrap(xp.asarray(xp.argmin(self._data, axis=dim, keepdims=keepdim)))
 
     # ------------------------------------------------------------------ shapes
     def reshape(self, *shape):
         shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
         if shape == self.shape:
             return self
-        return T.apply(T._P["reshape"], self, shape=shape)
+        return self._apply(_P["reshape"], self, shape=shape)
 
     view = reshape
 
@@ -268,7 +288,7 @@ class TensorMethods:
         axes = tuple(d % self.ndim for d in dims) if self.ndim else ()
         if axes == tuple(range(self.ndim)):
             return self
-        return T.apply(T._P["transpose"], self, axes=axes)
+        return self._apply(_P["transpose"], self, axes=axes)
 
     def transpose(self, dim0: int, dim1: int):
         axes = list(range(self.ndim))
@@ -282,11 +302,12 @@ class TensorMethods:
         sizes = tuple(sizes[0]) if len(sizes) == 1 and not isinstance(sizes[0], int) else sizes
         lead = len(sizes) - self.ndim
         shape = tuple(self.shape[i - lead] if n == -1 else n for i, n in enumerate(sizes))
-        return T.apply(T._P["broadcast_to"], self, shape=shape)
+        return self._apply(_P["broadcast_to"], self, shape=shape)
 
-    def expand_as(self, other: T.Tensor):
+    def expand_as(self, other):
         return self.expand(other.shape)
 
     def __getitem__(self, index):
-        return T.apply(T._P["getitem"], self, index=T._normalize_index(index))
+        index = normalize_index(index, backend.of(self._data))
+        return self._apply(_P["getitem"], self, index=index)
 

@@ -1,7 +1,7 @@
 """Loss functions with torch's signatures, defaults and reductions (re-exported by functional).
 
 Every classification loss is one call of the fused softmax cross-entropy kernel with a different
-target coefficient (see fused_losses.py); reductions are composed on top: 'mean' divides by the
+target coefficient (see ops/losses.py); reductions are composed on top: 'mean' divides by the
 total weight of the counted samples, exactly as torch does.
 """
 
