@@ -53,7 +53,7 @@ class Node:
         self.seq = next(_SEQUENCE)
 
     def name(self) -> str:
-        return "".join(part.capitalize() for part in self.prim.name.split("_")) + "Backward"
+        return "".join(part.capitalize() for part in self.prim.name.split("_")) + "Backward0"
 
     def __repr__(self) -> str:
         return f"<{self.name()}>"

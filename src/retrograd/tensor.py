@@ -18,6 +18,7 @@ from .engine import Node, retain_graphs, root_gradient, run_backward
 from .grad_mode import _State, no_grad
 from .ops import PRIMITIVES, Primitive, namespace
 from .tensor_methods import TensorMethods, normalize_index
+from .tensor_repr import format_tensor
 
 _P = PRIMITIVES
 _backend_of = backend.of
@@ -208,15 +209,14 @@ class Tensor(TensorMethods):
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
-        body = backend.host.array2string(self.numpy(), separator=", ", prefix="tensor(")
-        extra = ""
+        suffixes = []
         if self._data.dtype not in (default_float(), dtypes.int64, dtypes.bool_):
-            extra += f", dtype={self._data.dtype}"
+            suffixes.append(f"dtype=retrograd.{self._data.dtype}")
         if self._node is not None:
-            extra += f", grad_fn={self._node!r}"
+            suffixes.append(f"grad_fn={self._node!r}")
         elif self.requires_grad:
-            extra += ", requires_grad=True"
-        return f"tensor({body}{extra})"
+            suffixes.append("requires_grad=True")
+        return format_tensor(self.numpy(), suffixes)
 
     def detach(self) -> Tensor:
         """The same array (and version counter), cut from the graph."""
