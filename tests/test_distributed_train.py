@@ -144,7 +144,7 @@ def test_a_run_resumes_with_any_number_of_ranks(tmp_path, first, then):
 
 
 def test_workers_option_runs_mpiexec_itself(tmp_path, digits_runs):
-    """`retrograd train --workers 2` (os.execv of mpiexec) is the same job as
+    """`retrograd train --workers 2` (mpiexec run as its child) is the same job as
     `mpiexec -n 2 retrograd train`: the very same model."""
     out = tmp_path / "workers"
     proc = train(1, [*DIGITS, "--epochs", "3", "--workers", "2", "--out", str(out)])

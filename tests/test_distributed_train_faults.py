@@ -32,8 +32,9 @@ def start(n: int, args: list[str], cwd=None, **kwargs) -> subprocess.Popen:
 
 
 def rank_pids(launcher: int) -> dict[int, int]:
-    """{rank: pid} of the MPI ranks under the mpiexec process `launcher` (from /proc)."""
-    found = {}
+    """{rank: pid} of the MPI ranks under the mpiexec process `launcher` (from /proc); under
+    `--workers` each rank is the child of its guard, which carries the same PMI_RANK."""
+    found, parents = {}, {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -46,11 +47,14 @@ def rank_pids(launcher: int) -> dict[int, int]:
             while rank is not None and pid > 1 and pid != launcher:
                 with open(f"/proc/{pid}/stat") as f:
                     pid = int(f.read().rsplit(")", 1)[1].split()[1])  # the parent
+                    parents.setdefault(int(entry), pid)
         except (OSError, ValueError):
             continue
         if rank is not None and pid == launcher:
-            found[int(rank)] = int(entry)
-    return found
+            found.setdefault(int(rank), []).append(int(entry))
+    # the rank is the candidate that is no other candidate's parent
+    return {rank: next(p for p in pids if p not in {parents.get(q) for q in pids})
+            for rank, pids in found.items()}
 
 
 def wait_for_epoch(proc: subprocess.Popen, out, epoch: int, deadline: float = 180) -> None:
@@ -280,3 +284,49 @@ def test_workers_must_be_positive(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "--workers must be a positive integer, got 0" in err and os.listdir(tmp_path) == []
 
+
+
+def test_sigkill_of_a_rank_under_workers_is_one_line_naming_the_rank(tmp_path):
+    """Under `--workers 2` a rank killed by SIGKILL is one line naming the rank and the
+    signal (its guard's), hydra's eleven-line report (which names a pid) is gone, the exit
+    status is mpiexec's (9), and no process of the job is left; the checkpoint resumes as
+    checked above."""
+    out = tmp_path / "killed"
+    proc = start(1, [*BIG, "--workers", "2", "--out", str(out)])
+    wait_for_epoch(proc, out, 1)
+    pids = rank_pids(proc.pid)
+    assert sorted(pids) == [0, 1], pids
+    os.kill(pids[1], signal.SIGKILL)
+    stdout, stderr, seconds = finish(proc, 30)
+    assert seconds < 30 and proc.returncode == 9, (proc.returncode, stdout, stderr[-2000:])
+    said = [ln for ln in (stdout + stderr).splitlines() if ln.startswith("retrograd:")]
+    assert said == ["retrograd: rank 1 of 2 was killed by signal 9 (SIGKILL); the job stops. "
+                    "The run folder keeps its last checkpoint: the same command with "
+                    "--resume continues it"], stdout + stderr
+    assert "BAD TERMINATION" not in stdout + stderr and "Traceback" not in stderr
+    for pid in pids.values():
+        assert not os.path.exists(f"/proc/{pid}") or \
+            open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+@pytest.mark.parametrize("signum,status,said", [
+    (signal.SIGTERM, 143, "retrograd: stopped by SIGTERM"),
+    (signal.SIGINT, 130, "retrograd: interrupted")])
+def test_a_stop_request_to_the_workers_launcher_stops_every_rank(tmp_path, signum, status,
+                                                                 said):
+    """`--workers 2` hands SIGTERM or Ctrl-C's SIGINT, sent to the process the user started,
+    to mpiexec once (and the guards to their ranks): every rank stops at the same step during
+    the first epoch, rank 0 removes the folder it made, one line, the signal's status."""
+    out = tmp_path / "run"
+    proc = start(1, ["--data", "digits", "--hidden", "2048", "2048", "--batch-size", "2",
+                     "--no-progress", "--workers", "2", "--out", str(out)])
+    end = time.monotonic() + 120
+    while not out.is_dir():
+        assert proc.poll() is None and time.monotonic() < end, proc.communicate()
+        time.sleep(0.01)
+    time.sleep(0.5)
+    proc.send_signal(signum)
+    stdout, stderr, _ = finish(proc, 60)
+    assert proc.returncode == status, stderr
+    assert [ln for ln in stderr.splitlines() if "recipe:" not in ln] == [said]
+    assert not out.exists() and "Traceback" not in stdout

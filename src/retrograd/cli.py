@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import os
 import sys
 
 from .argtypes import finite_float
@@ -223,7 +222,7 @@ def cmd_train(args) -> int:
     from .train.job import run
 
     if args.workers is not None and args.workers > 1 and not dist.launched_by_mpi():
-        _exec_workers(args.workers, args.argv)
+        return _run_workers(args.workers, args.argv)
     from .train.commands import given_options, options
 
     result = run(options(args), given=given_options(args), out=args.out, resume=args.resume,
@@ -235,19 +234,22 @@ def cmd_train(args) -> int:
     return code
 
 
-def _exec_workers(workers: int, argv: list[str]):
-    """Replace this process by `mpiexec -n workers python -m retrograd <argv>` (the same
-    command line: each rank sees --workers equal to its world size and trains)."""
+def _run_workers(workers: int, argv: list[str]) -> int:
+    """Run `mpiexec -n workers python -m retrograd <argv>` (the same command line: each rank
+    sees --workers equal to its world size and trains) and return its exit status; a rank
+    that dies is reported in one line (distributed/supervise.py)."""
     from .distributed import mpiexec_argv
+    from .distributed.supervise import guarded, run_workers
     from .distributed.world import MPI_EXTRA_HINT
 
     if importlib.util.find_spec("mpi4py") is None:
         raise ImportError(f"--workers {workers} runs on several processes, which needs "
                           f"mpi4py: {MPI_EXTRA_HINT}")
-    command = mpiexec_argv(workers, ["-m", "retrograd", *argv])  # ImportError: no mpiexec
+    # ImportError when there is no mpiexec
+    command = mpiexec_argv(workers, guarded(["-m", "retrograd", *argv]))
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(command[0], command)
+    return run_workers(command)
 
 
 def _train_status(result: dict) -> int:
