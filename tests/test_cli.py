@@ -60,19 +60,6 @@ def test_train_on_mnist1d_and_user_files(tmp_path, capsys):
         assert json.loads((out / "metrics.json").read_text())["test_accuracy"] > floor
 
 
-def test_the_readme_mnist1d_command_reaches_the_papers_mlp_accuracy(tmp_path, capsys):
-    """The MNIST-1D paper's MLP reaches 68% test accuracy; so does the README's command."""
-    out = tmp_path / "m1d"
-    args = ["train", "--data", "mnist1d", "--optimizer", "sgd", "--lr", "0.1",
-            "--weight-decay", "1e-3", "--schedule", "cosine", "--epochs", "100",
-            "--validation-fraction", "0", "--no-progress", "--out", str(out)]
-    code, _, err = run(args, capsys)
-    assert code == 0, err
-    result = json.loads((out / "metrics.json").read_text())
-    assert result["config"]["hidden"] == [256, 256]  # the default MLP
-    assert result["test_accuracy"] >= 0.68
-
-
 def test_train_on_an_idx_folder_and_the_synthetic_sets(tmp_path, capsys):
     """MNIST's IDX layout (gzipped) made from learnable 4x4 images, and the two spirals."""
     rng = np.random.default_rng(0)
@@ -109,7 +96,8 @@ def test_train_on_an_idx_folder_and_the_synthetic_sets(tmp_path, capsys):
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, capsys):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    base = ["--no-progress", "--hidden", "16", "--optimizer", "sgd", "--batch-size", "128"]
+    base = ["--no-progress", "--hidden", "16", "--optimizer", "sgd", "--batch-size", "128",
+            "--schedule", "none"]  # (a schedule is re-planned when --epochs extends a run)
     assert run(["train", "--out", str(whole), "--epochs", "4", *base], capsys)[0] == 0
     assert run(["train", "--out", str(parts), "--epochs", "2", *base], capsys)[0] == 0
     code, _, err = run(["train", "--out", str(parts), "--epochs", "4", "--resume", *base],
@@ -169,9 +157,12 @@ def test_evaluate_and_predict_reproduce_the_training_metrics(tmp_path, capsys):
     out = tmp_path / "run"
     assert run(["train", "--out", str(out), *FAST], capsys)[0] == 0
     trained = json.loads((out / "metrics.json").read_text())
-    code, stdout, _ = run(["evaluate", "--model", str(out)], capsys)
+    code, stdout, _ = run(["evaluate", "--model", str(out), "--json"], capsys)
     assert code == 0
-    assert json.loads(stdout)["test_accuracy"] == pytest.approx(trained["test_accuracy"])
+    assert json.loads(stdout)["accuracy"] == pytest.approx(trained["test_accuracy"])
+    code, stdout, _ = run(["evaluate", "--model", str(out)], capsys)
+    assert code == 0 and len(stdout.strip().splitlines()) == 1
+    assert stdout.startswith(f"accuracy {trained['test_accuracy']:.4f}, balanced accuracy")
     from retrograd.data import digits
 
     split = digits()
@@ -180,10 +171,26 @@ def test_evaluate_and_predict_reproduce_the_training_metrics(tmp_path, capsys):
         ",".join(str(v) for v in row) for row in split.x_test))
     code, stdout, err = run(["predict", "--model", str(out), "--data", str(features)], capsys)
     assert code == 0, err
-    rows = (out / "predictions.csv").read_text().strip().splitlines()
-    assert rows[0].startswith("row,prediction,p0") and len(rows) == len(split.y_test) + 1
+    rows = stdout.strip().splitlines()  # standard output: the run folder gets nothing
+    assert rows[0].startswith("row,prediction,p_0") and len(rows) == len(split.y_test) + 1
     predicted = np.array([int(r.split(",")[1]) for r in rows[1:]])
     assert np.mean(predicted == split.y_test) == pytest.approx(trained["test_accuracy"])
+    assert not (out / "predictions.csv").exists()
+    # --output writes the same CSV to a file
+    code, _, _ = run(["predict", "--model", str(out), "--data", str(features), "--output",
+                      str(tmp_path / "p.csv")], capsys)
+    assert code == 0 and (tmp_path / "p.csv").read_text().strip().splitlines() == rows
+    # evaluate --data FILE scores the whole file: every one of its rows
+    labeled = tmp_path / "labeled.csv"
+    labeled.write_text(",".join(f"f{i}" for i in range(64)) + ",y\n" + "\n".join(
+        ",".join(str(v) for v in row) + f",{c}" for row, c in zip(split.x_test[:20],
+                                                                    split.y_test[:20],
+                                                                    strict=True)))
+    code, stdout, _ = run(["evaluate", "--model", str(out), "--data", str(labeled), "--json"],
+                          capsys)
+    assert code == 0 and json.loads(stdout)["n_rows"] == 20
+    assert json.loads(stdout)["accuracy"] == pytest.approx(
+        np.mean(predicted[:20] == split.y_test[:20]))
 
 
 def test_lr_find_plots_and_suggests(tmp_path, capsys):
@@ -218,7 +225,7 @@ def bad_csv(tmp_path, text):
     (lambda d: ["--data", bad_csv(d, "a,y\n1,0\nx,1\n")], "'x' is not a number"),
     (lambda d: ["--data", bad_csv(d, "a,y\n1,0\nnan,1\n")], "row 3"),
     (lambda d: ["--data", bad_csv(d, "a,y\n1,0\n2,0.5\n")], "0.5"),
-    (lambda d: ["--lr", "0"], "--lr must be > 0, got 0"),
+    (lambda d: ["--lr", "0"], "--lr must be a finite number > 0, got 0"),
     (lambda d: ["--lr", "-1"], "got -1"),
     (lambda d: ["--hidden", "0"], "[0]"),
     (lambda d: ["--label-smoothing", "1.5"], "1.5"),

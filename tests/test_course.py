@@ -14,8 +14,8 @@ from retrograd.course import Experiment, Result, run_course, runner
 from retrograd.course.experiment import pyplot, save_figure
 from retrograd.course.report import render_report
 
-KEYS = {"id", "number", "claim", "formula", "measured", "holds", "summary", "figure", "notes",
-        "seconds", "error"}
+KEYS = {"id", "number", "claim", "formula", "tex", "measured", "holds", "summary", "figure",
+        "notes", "table", "condition", "stepper", "seconds", "error"}
 
 
 class _Page(HTMLParser):

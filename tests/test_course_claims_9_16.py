@@ -56,7 +56,7 @@ def test_e09_sigmoid_gradients(tmp_path):
 def test_e10_dense_gradient(tmp_path):
     r = _run(e10_dense_gradient, tmp_path)
     assert r.holds, r.summary
-    assert any("e^{−o_i}" in note for note in r.notes)
+    assert any("e^{-o_i}" in note for note in r.notes)
     # the weight gradient from torch on a Dense(3 -> 4) equals (p - onehot) x
     rng = np.random.default_rng(0)
     w, b, x = rng.standard_normal((4, 3)), rng.standard_normal(4), rng.standard_normal(3)

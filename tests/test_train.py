@@ -123,7 +123,7 @@ def test_fit_stops_on_nan_and_keeps_the_last_good_weights():
     hist = fit(model, retrograd.nn.functional.cross_entropy, opt, loader, 20, progress=False,
                on_epoch_end=lambda e, h: snapshots.append(
                    {k: v.numpy().copy() for k, v in model.state_dict().items()}))
-    assert hist.stopped == "non-finite-loss" and "lower learning rate" in hist.message
+    assert hist.stopped == "non-finite" and "lower learning rate" in hist.message
     expected = snapshots[-1] if snapshots else None
     for k, v in model.state_dict().items():
         assert np.all(np.isfinite(v.numpy()))
@@ -153,11 +153,11 @@ def test_ctrl_c_inside_an_epoch_end_is_raised_after_it_completes():
     import os
     import signal
 
-    from retrograd.train.fit import _interrupt_deferred
+    from retrograd.train.interrupts import deferred
 
     done = []
     with pytest.raises(KeyboardInterrupt):
-        with _interrupt_deferred():
+        with deferred():
             os.kill(os.getpid(), signal.SIGINT)
             done.append("record")
             done.append("checkpoint")

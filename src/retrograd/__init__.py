@@ -68,6 +68,22 @@ float = float32  # noqa: A001  (torch.float is float32)
 double = float64
 long = int64
 
-from . import nn, optim  # noqa: E402  (nn and optim build on everything above)
+from . import nn, optim, targets  # noqa: E402  (they build on everything above)
+
+# Subpackages with optional dependencies or a larger import cost load on first use, so that
+# `import retrograd` stays fast and needs NumPy alone: retrograd.data, retrograd.viz, ...
+_LAZY = ("data", "train", "viz", "distributed", "sklearn", "rl", "course", "registry")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    if name == "load_run":
+        from .train.saved_run import load_run
+
+        return load_run
+    raise AttributeError(f"module 'retrograd' has no attribute {name!r}")
 
 __version__ = "0.1.0"

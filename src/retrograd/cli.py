@@ -1,7 +1,14 @@
-"""The `retrograd` command: train, evaluate, predict, lr-find (and rl, course from their packages).
+"""The `retrograd` command: train, evaluate, predict, lr-find (and rl, course, graph from their
+packages).
 
-Bad input never ends in a traceback: every error is one line on stderr naming the bad value,
-exit status 2, and nothing is written.
+Bad input never ends in a traceback: every error is one line on stderr naming the bad value
+and ending with where to read more, exit status 2, and nothing is written.
+Exit status: 0 done, 1 training stopped on a non-finite value, 2 bad input (or a missing
+extra), 130 interrupted by Ctrl-C, 143 stopped by SIGTERM.
+
+`mpiexec -n N retrograd train ...` (or `retrograd train --workers N`, which runs that) trains
+on N ranks: each rank runs this same main; rank 0 alone prints, and every rank exits with the
+same status (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -9,260 +16,364 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import json
 import os
 import sys
 
-import numpy as np
+from .argtypes import finite_float
 
+EXIT_NON_FINITE = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
-
+EXIT_TERMINATED = 143
 
 # Subcommands that live beside their subsystem: each module has `register(subparsers)`, which adds
 # its parser with `set_defaults(handler=fn)`, fn(args) -> exit status. Their imports stay lazy.
 PLUGIN_COMMANDS = tuple(
-    name for name in ("retrograd.rl.command", "retrograd.course.command")
+    name for name in ("retrograd.rl.command", "retrograd.course.command",
+                      "retrograd.viz.command")
     if importlib.util.find_spec(name.rpartition(".")[0]) is not None
     and importlib.util.find_spec(name) is not None)
 
+# what each subcommand needs beyond NumPy: pyproject's extras, and a module of each to look for
+EXTRAS = {"train": ("sklearn", "mnist1d", "tqdm", "matplotlib"),
+          "rl": ("gymnasium", "tqdm", "matplotlib")}
+COMMAND_EXTRA = {"train": "train", "evaluate": "train", "predict": "train", "lr-find": "train",
+                 "course": "train", "graph": "train", "rl": "rl"}
 
-class UsageError(Exception):
+
+class UsageError(ValueError):
     """Bad command-line input (exit 2)."""
+
+
+class MissingExtra(ImportError):
+    """A command whose optional packages are not installed: its one line, printed as is."""
+
+
+BAD_INPUT = (ValueError, TypeError, KeyError, OSError, ImportError)
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but an error is one line (no usage dump) and exit status 2."""
 
     def error(self, message):
-        raise UsageError(f"{self.prog}: {message}")
+        raise UsageError(f"{self.prog}: error: {message}")
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    return value
+def _with_default(text: str, default) -> str:
+    return f"{text} (default: {default})"
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
-    from .train.job import ACTIVATIONS, CLASS_WEIGHTS, LOSSES, OPTIMIZERS, SCHEDULES
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=None, metavar="NAME|PATH",
+                   help="digits, mnist1d, spirals, imbalanced-spirals, or a path: a .csv file "
+                        "(header row; the label in the last column, numbers or class names), "
+                        "an .npz file (x, y) or a folder of MNIST IDX files (default: digits)")
+    p.add_argument("--label-column", default=None, metavar="NAME",
+                   help="the CSV column holding the label (default: the last one)")
 
-    p.add_argument("--data", default="digits",
-                   help="digits, mnist1d, spirals, imbalanced-spirals, or a path: a .csv file, "
-                        "an .npz file (x, y) or a folder of IDX files (default: digits)")
-    p.add_argument("--label-column", default=None,
-                   help="CSV column holding the label (default: the last one)")
-    p.add_argument("--hidden", type=int, nargs="+", default=[256, 256],
-                   help="hidden layer sizes (default: 256 256)")
-    p.add_argument("--activation", default="relu", metavar="|".join(ACTIVATIONS))
-    p.add_argument("--loss", default="cross-entropy", metavar="|".join(LOSSES))
-    p.add_argument("--label-smoothing", type=_positive_float, default=None, metavar="E",
-                   help="cross-entropy label smoothing (default 0.1)")
-    p.add_argument("--class-weights", default="none", metavar="|".join(CLASS_WEIGHTS))
-    p.add_argument("--beta", type=_positive_float, default=0.999,
-                   help="beta of the effective-number class weights (default 0.999)")
-    p.add_argument("--balanced-sampling", action="store_true",
-                   help="sample a class uniformly, then a sample of it")
-    p.add_argument("--gamma", type=_positive_float, default=2.0, metavar="G",
-                   help="focal loss gamma (default 2)")
-    p.add_argument("--optimizer", default="adam", metavar="|".join(OPTIMIZERS))
-    p.add_argument("--lr", type=_positive_float, default=None, metavar="LR",
-                   help="learning rate (default: adam 1e-3, sgd 0.05, ...)")
-    p.add_argument("--momentum", type=_positive_float, default=0.9, metavar="M")
-    p.add_argument("--weight-decay", type=_positive_float, default=0.0, metavar="W")
-    p.add_argument("--schedule", default="none", metavar="|".join(SCHEDULES))
-    p.add_argument("--epochs", type=int, default=30, metavar="N")
-    p.add_argument("--batch-size", type=int, default=64, metavar="B")
-    p.add_argument("--validation-fraction", type=_positive_float, default=0.1, metavar="F",
-                   help="share of the training split held out for validation; 0 trains on "
-                        "all of it (default 0.1)")
-    p.add_argument("--early-stopping", type=int, default=None, metavar="K",
-                   help="stop after K epochs without a lower validation loss")
-    p.add_argument("--clip-grad", type=_positive_float, default=None, metavar="NORM")
-    p.add_argument("--seed", type=int, default=0, metavar="S")
+
+def _add_model_options(p: argparse.ArgumentParser, *, training: bool) -> None:
+    """The options that define a model and its training; `training` adds those that only a
+    full training run uses (epochs, schedules, early stopping...)."""
+    from .registry import LOSSES, OPTIMIZERS, SCHEDULES
+    from .train.config import ACTIVATIONS, CLASS_WEIGHTS, TrainConfig
+
+    d = TrainConfig()
+    _add_data_options(p)
+    p.add_argument("--hidden", type=int, nargs="+", default=None, metavar="H",
+                   help=_with_default("hidden layer sizes", " ".join(map(str, d.hidden))))
+    p.add_argument("--activation", default=None, choices=ACTIVATIONS,
+                   help=_with_default("hidden activation", d.activation))
+    p.add_argument("--loss", default=None, choices=tuple(LOSSES),
+                   help=_with_default("loss on the softmax output", d.loss))
+    p.add_argument("--label-smoothing", type=finite_float, default=None, metavar="E",
+                   help=_with_default("label smoothing in [0, 1] (cross-entropy, mse)",
+                                      d.label_smoothing))
+    p.add_argument("--class-weights", default=None, choices=CLASS_WEIGHTS,
+                   help=_with_default("per-class loss weights: inverse frequency, or the "
+                                      "effective number of samples", d.class_weights))
+    p.add_argument("--beta", type=finite_float, default=None, metavar="B",
+                   help=_with_default("beta in [0, 1) of the effective-number weights", d.beta))
+    p.add_argument("--gamma", type=finite_float, default=None, metavar="G",
+                   help=_with_default("focal loss gamma >= 0", d.gamma))
+    p.add_argument("--balanced-sampling", action="store_true", default=None,
+                   help="each draw picks a class uniformly, then one of its samples")
+    p.add_argument("--optimizer", default=None, choices=tuple(OPTIMIZERS),
+                   help="optimizer (default: the dataset's recipe; adam for your own data)")
+    if training:
+        p.add_argument("--lr", type=finite_float, default=None, metavar="LR",
+                       help="learning rate > 0 (default: the recipe's, or the optimizer's own: "
+                            + ", ".join(f"{k} {v.default_lr:g}" for k, v in OPTIMIZERS.items())
+                            + ")")
+    p.add_argument("--momentum", type=finite_float, default=None, metavar="M",
+                   help=_with_default("momentum in [0, 1) (sgd, rmsprop)", d.momentum))
+    p.add_argument("--weight-decay", type=finite_float, default=None, metavar="W",
+                   help="L2 weight decay >= 0 (default: the recipe's; 0 for your own data)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="B",
+                   help="mini-batch size (default: the recipe's; 64 for your own data)")
+    if training:
+        p.add_argument("--schedule", default=None, choices=tuple(SCHEDULES),
+                       help="learning-rate schedule over the epochs (default: the recipe's)")
+        p.add_argument("--epochs", type=int, default=None, metavar="N",
+                       help="epochs (default: the recipe's; 30 for your own data)")
+        p.add_argument("--validation-fraction", type=finite_float, default=None, metavar="F",
+                       help="share of the training split held out for validation, in [0, 0.5); "
+                            "0 trains on all of it (default: the recipe's; 0.1 for your own "
+                            "data)")
+        p.add_argument("--early-stopping", type=int, default=None, metavar="K",
+                       help="stop after K epochs without a lower validation loss and keep the "
+                            "best epoch's weights (default: off)")
+        p.add_argument("--clip-grad", type=finite_float, default=None, metavar="NORM",
+                       help="clip the gradients' joint L2 norm to NORM (default: off)")
+    p.add_argument("--seed", type=int, default=None, metavar="S",
+                   help=_with_default("seed of the weights, shuffles and splits", d.seed))
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="BLAS threads (default: 1 for small models, every core for large ones)")
+
+
+def _add_output_options(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--out", default=None, metavar="DIR",
-                   help="output folder (default: runs/<data>-<time>)")
+                   help=f"output folder (default: a new runs/<data>-<time> folder); {what}")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (default: refuse)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = _Parser(prog="retrograd",
                      description="retrograd: train and evaluate classifiers, train policies by "
                                  "REINFORCE, run the course's experiments.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=f"retrograd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                metavar="COMMAND")
 
-    train = sub.add_parser("train", help="train an MLP classifier and write a run folder")
-    _add_model_options(train)
+    train = sub.add_parser(
+        "train", help="train an MLP classifier and write a run folder",
+        description="Train an MLP classifier on embedded or your own data and write a run "
+                    "folder: metrics.json, history.csv, model.safetensors + model.json, "
+                    "checkpoint.npz and figures. Options you leave out come from the dataset's "
+                    "recipe (printed at the start).")
+    _add_model_options(train, training=True)
+    _add_output_options(train, "an existing run is never replaced unless --overwrite")
+    train.add_argument("--graph", action="store_true",
+                       help="also write graph.html: the computation graph of one training "
+                            "batch, with a stepper through its backward pass (default: off)")
     train.add_argument("--resume", action="store_true",
-                       help="continue the run in --out from its checkpoint")
+                       help="continue the run in --out from its checkpoint, with its saved "
+                            "settings (only --epochs may change); with any number of "
+                            "processes")
+    train.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="train on N MPI processes (runs mpiexec -n N; needs the mpi "
+                            "extra): the global batch stays --batch-size, N shards of it "
+                            "(default: 1, or the number of processes mpiexec started)")
 
-    evaluate = sub.add_parser("evaluate", help="metrics of a trained model on a test split")
-    evaluate.add_argument("--model", required=True, metavar="DIR")
-    evaluate.add_argument("--data", default=None, help="default: the data it was trained on")
-    evaluate.add_argument("--label-column", default=None)
+    evaluate = sub.add_parser(
+        "evaluate", help="metrics of a trained model",
+        description="Score a trained model: on the test split of the data it was trained on, "
+                    "or on a whole file of labeled data you give. Prints one summary line "
+                    "(--json: every metric).")
+    evaluate.add_argument("--model", required=True, metavar="DIR",
+                          help="a run folder written by `retrograd train`")
+    _add_data_options(evaluate)
+    evaluate.add_argument("--json", action="store_true",
+                          help="print every metric as JSON instead of one line")
 
-    predict = sub.add_parser("predict", help="predictions of a trained model, as CSV")
-    predict.add_argument("--model", required=True, metavar="DIR")
+    predict = sub.add_parser(
+        "predict", help="class probabilities of a trained model, as CSV",
+        description="Predict the class of every row of a file with a trained model; writes "
+                    "CSV (row, prediction, one probability column per class) to standard "
+                    "output or --output.")
+    predict.add_argument("--model", required=True, metavar="DIR",
+                         help="a run folder written by `retrograd train`")
     predict.add_argument("--data", required=True, metavar="PATH",
-                         help=".csv (with or without a label column) or .npz (x)")
+                         help=".csv with a header row (the model's feature columns, optionally "
+                              "with the label column) or .npz with x")
+    predict.add_argument("--label-column", default=None, metavar="NAME",
+                         help="the CSV column holding a label, if any (default: a column beyond "
+                              "the model's features is the label)")
+    predict.add_argument("--no-header", action="store_true",
+                         help="the CSV file has no header row: every row is data")
     predict.add_argument("--output", default=None, metavar="FILE",
-                         help="default: DIR/predictions.csv")
+                         help="write the CSV here (default: standard output); never a file of "
+                              "the run folder")
 
-    lr_find = sub.add_parser("lr-find", help="learning-rate range test (plot + suggestion)")
-    _add_model_options(lr_find)
-    lr_find.add_argument("--start-lr", type=_positive_float, default=1e-6)
-    lr_find.add_argument("--end-lr", type=_positive_float, default=10.0)
-    lr_find.add_argument("--iterations", type=int, default=100)
+    lr_find = sub.add_parser(
+        "lr-find", help="learning-rate range test: a plot and a suggested learning rate",
+        description="The learning-rate range test (Smith 2017): train for --iterations steps "
+                    "with the learning rate growing from --start-lr to --end-lr, plot the "
+                    "loss and suggest a rate.")
+    _add_model_options(lr_find, training=False)
+    _add_output_options(lr_find, "an existing run is never replaced unless --overwrite")
+    lr_find.add_argument("--start-lr", type=finite_float, default=1e-6, metavar="LR",
+                         help=_with_default("first learning rate > 0", 1e-6))
+    lr_find.add_argument("--end-lr", type=finite_float, default=10.0, metavar="LR",
+                         help=_with_default("last learning rate, above --start-lr", 10.0))
+    lr_find.add_argument("--iterations", type=int, default=100, metavar="N",
+                         help=_with_default("steps, at least 2", 100))
 
     for name in PLUGIN_COMMANDS:
         importlib.import_module(name).register(sub)
     return parser
 
 
-def _config(args):
-    from .train.job import TrainConfig
-
-    return TrainConfig(
-        data=args.data, label_column=args.label_column, hidden=args.hidden,
-        activation=args.activation, loss=args.loss, label_smoothing=args.label_smoothing,
-        class_weights=args.class_weights, beta=args.beta,
-        balanced_sampling=args.balanced_sampling, gamma=args.gamma, optimizer=args.optimizer,
-        lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
-        schedule=args.schedule, epochs=args.epochs, batch_size=args.batch_size,
-        validation_fraction=args.validation_fraction, early_stopping=args.early_stopping,
-        clip_grad=args.clip_grad, seed=args.seed,
-        out=args.out, progress=not args.no_progress)
-
-
 def cmd_train(args) -> int:
+    from . import distributed as dist
     from .train.job import run
 
-    result = run(_config(args), resume=args.resume, log=lambda m: print(m, file=sys.stderr))
-    out = result["config"]["out"] or ""
+    if args.workers is not None and args.workers > 1 and not dist.launched_by_mpi():
+        _exec_workers(args.workers, args.argv)
+    from .train.commands import given_options, options
+
+    result = run(options(args), given=given_options(args), out=args.out, resume=args.resume,
+                 overwrite=args.overwrite, progress=not args.no_progress, graph=args.graph,
+                 log=lambda m: print(m, file=sys.stderr))
+    code = _train_status(result)
+    if dist.get_rank() == 0:
+        _print_train_result(result)
+    return code
+
+
+def _exec_workers(workers: int, argv: list[str]):
+    """Replace this process by `mpiexec -n workers python -m retrograd <argv>` (the same
+    command line: each rank sees --workers equal to its world size and trains)."""
+    from .distributed import mpiexec_argv
+    from .distributed.world import MPI_EXTRA_HINT
+
+    if importlib.util.find_spec("mpi4py") is None:
+        raise ImportError(f"--workers {workers} runs on several processes, which needs "
+                          f"mpi4py: {MPI_EXTRA_HINT}")
+    command = mpiexec_argv(workers, ["-m", "retrograd", *argv])  # ImportError: no mpiexec
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(command[0], command)
+
+
+def _train_status(result: dict) -> int:
+    if result["note"]:
+        return 0
+    stopped = result["stopped"]
+    if stopped == "interrupted":
+        return EXIT_TERMINATED if result.get("signal") == "SIGTERM" else EXIT_INTERRUPTED
+    return EXIT_NON_FINITE if stopped == "non-finite" else 0
+
+
+def _print_train_result(result: dict) -> None:
+    if result["note"]:
+        print(f"{result['note']}; run folder {result['out']}")
+        return
+    ranks = f", {result['processes']} processes" if result.get("processes", 1) > 1 else ""
     print(f"test accuracy {result['test_accuracy']:.4f}, balanced accuracy "
           f"{result['test_balanced_accuracy']:.4f}, NLL {result['test_nll']:.4f}, "
           f"ECE {result['test_ece']:.4f} after {result['epochs']} epochs "
-          f"({result['seconds']:.1f} s){'; run folder ' + out if out else ''}")
-    return EXIT_INTERRUPTED if result["stopped"] == "interrupted" else 0
+          f"({result['seconds']:.1f} s{ranks}; {_stopped_words(result)}); run folder "
+          f"{result['out']}")
 
 
-def cmd_evaluate(args) -> int:
-    from . import data as D
-    from .functions import tensor
-    from .train import metrics
-    from .train.job import load_model
-
-    model, description, standardizer = load_model(args.model)
-    split = D.load(args.data or description["data"], args.label_column
-                   or description.get("label_column"))
-    _check_features(split.x_test.shape[1], description, args.data)
-    probs = model(tensor(standardizer.transform(split.x_test))).softmax(1).numpy()
-    report = metrics.classification_report(probs, split.y_test)
-    print(json.dumps({"data": args.data or description["data"], "n_test": len(split.y_test),
-                      **{f"test_{k}": v for k, v in report.items()}}, indent=2))
-    return 0
+def _stopped_words(result: dict) -> str:
+    kept = result["weights_from_epoch"]
+    weights = f"weights of epoch {kept}" if kept else "the initial weights"
+    return {"completed": f"{weights}", "early-stopping": f"stopped early; {weights}",
+            "non-finite": f"stopped on a non-finite value; {weights}",
+            "interrupted": f"interrupted; {weights}"}.get(result["stopped"], weights)
 
 
-def _check_features(n: int, description: dict, source) -> None:
-    if n != description["n_features"]:
-        raise ValueError(f"--data {source}: {n} features, the model expects "
-                         f"{description['n_features']}")
+def _command(name: str):
+    """The handler of a one-process command, imported when it runs."""
+    def handler(args) -> int:
+        from .train import commands
+
+        return getattr(commands, name)(args)
+    return handler
 
 
-def _features_for_prediction(path: str, n_features: int) -> np.ndarray:
-    from .data import formats
-
-    if not os.path.exists(path):
-        raise formats.DataError(f"no such file: {path}")
-    if path.endswith(".npz"):
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if "x" not in data.files:
-                    raise formats.DataError(f"{path}: an NPZ file needs an array 'x'")
-                return formats._features(data["x"], path)
-        except (OSError, ValueError) as exc:
-            raise formats.DataError(f"cannot read NPZ file {path}: {exc}") from None
-    if path.endswith(".csv"):
-        with open(path) as f:
-            n_columns = len(f.readline().split(","))
-        if n_columns == n_features:  # no label column: read all columns as features
-            x, _ = formats.read_csv_features(path)
-            return x
-        x, _ = formats.read_csv(path)
-        return x
-    raise formats.DataError(f"{path}: expected a .csv or .npz file")
+COMMANDS = {"train": cmd_train, "evaluate": _command("cmd_evaluate"),
+            "predict": _command("cmd_predict"), "lr-find": _command("cmd_lr_find")}
 
 
-def cmd_predict(args) -> int:
-    from .functions import tensor
-    from .train.checkpoint import atomic_write
-    from .train.job import load_model
-
-    model, description, standardizer = load_model(args.model)
-    x = _features_for_prediction(args.data, description["n_features"])
-    _check_features(x.shape[1], description, args.data)
-    output = args.output or os.path.join(args.model, "predictions.csv")
-    from .train.job import check_writable
-
-    check_writable(os.path.dirname(os.path.abspath(output)))
-    probs = model(tensor(standardizer.transform(x))).softmax(1).numpy()
-    lines = ["row,prediction," + ",".join(f"p{c}" for c in range(probs.shape[1]))]
-    for i, row in enumerate(probs):
-        lines.append(f"{i},{int(row.argmax())}," + ",".join(f"{v:.6g}" for v in row))
-    atomic_write(output, lambda f: f.write(("\n".join(lines) + "\n").encode()))
-    print(f"{len(probs)} predictions written to {output}")
-    return 0
+def missing_extra(command: str) -> str | None:
+    """One line naming the extra to install when `command` lacks one of its packages."""
+    extra = COMMAND_EXTRA.get(command)
+    if extra is None:
+        return None
+    missing = [m for m in EXTRAS[extra] if importlib.util.find_spec(m) is None]
+    if not missing:
+        return None
+    return (f"retrograd {command} needs the '{extra}' extra (missing: {', '.join(missing)}): "
+            f"pip install 'retrograd[{extra}]'")
 
 
-def cmd_lr_find(args) -> int:
-    from . import data as D
-    from . import random as _random
-    from .optim import find_lr
-    from .train import plots
-    from .train.job import build_mlp, check_writable, make_loss, make_optimizer, prepare
-
-    config = _config(args)
-    if not 0 < args.start_lr < args.end_lr:
-        raise ValueError(f"--start-lr {args.start_lr} must be positive and below --end-lr "
-                         f"{args.end_lr}")
-    if args.iterations < 2:
-        raise ValueError(f"--iterations must be at least 2, got {args.iterations}")
-    p = prepare(config)
-    check_writable(p.out)
-    _random.manual_seed(config.seed)
-    model = build_mlp(p.split.n_features, config.hidden, p.split.n_classes, config.activation)
-    loader = D.DataLoader(D.TensorDataset(p.x_train, p.y_train), batch_size=config.batch_size,
-                          shuffle=True)
-    optimizer = make_optimizer(config, model.parameters())
-    result = find_lr(model, make_loss(config, p.y_train, p.split.n_classes), loader,
-                     optimizer=optimizer, start_lr=args.start_lr, end_lr=args.end_lr,
-                     num_iter=args.iterations)
-    os.makedirs(p.out, exist_ok=True)
-    path = os.path.join(p.out, "lr_find.png")
-    plots.lr_finder(result.lrs, result.losses, result.suggestion, path)
-    print(f"suggested learning rate {result.suggestion:.3g} (plot: {path})"
-          if result.suggestion else f"no suggestion (the loss never fell); plot: {path}")
-    return 0
+def _one_line(message: str, command: str | None) -> str:
+    text = " ".join(str(message).split())  # never more than one line
+    where = f"retrograd {command} --help" if command else "retrograd --help"
+    return f"{text} (see {where})"
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "lr-find": cmd_lr_find}
+def _parse(argv: list[str]):
+    """The parsed command line (args.argv: argv itself); UsageError or MissingExtra."""
+    args = build_parser().parse_args(argv)
+    need = missing_extra(args.command)
+    if need:
+        raise MissingExtra(f"retrograd: error: {need}")
+    args.argv = argv
+    workers = getattr(args, "workers", None)
+    if workers is not None:
+        from . import distributed as dist
+
+        if workers < 1:
+            raise ValueError(f"--workers must be a positive integer, got {workers}")
+        if dist.launched_by_mpi() and workers != dist.get_world_size():
+            size = dist.get_world_size()
+            raise ValueError(f"--workers {workers}: this job already runs as {size} MPI "
+                             f"process{'es' if size > 1 else ''} (mpiexec -n {size}); give "
+                             f"--workers {size} or leave it out")
+    return args
+
+
+def _error_line(exc: BaseException, command: str | None) -> str:
+    """The one stderr line of a bad-input error."""
+    if isinstance(exc, MissingExtra):
+        return str(exc)
+    if isinstance(exc, UsageError):
+        return _one_line(exc, command)
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    return _one_line(f"retrograd {command or ''}: error: {message}", command)
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def main(argv=None) -> int:
+    from . import distributed as dist
+    from .train.interrupts import Terminated, sigterm_as_interrupt
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if dist.launched_by_mpi():
+        try:
+            dist.init()  # first: a rank that fails before init() leaves its peers waiting
+        except ImportError as exc:  # launched as several processes without mpi4py
+            _stderr(_error_line(exc, command))
+            return EXIT_BAD_INPUT
+        if dist.get_world_size() > 1:
+            from .train.ranks import run_command
+
+            return run_command(argv, command, _parse, cmd_train, _error_line)
     try:
-        args = build_parser().parse_args(argv)
-        handler = getattr(args, "handler", None) or COMMANDS[args.command]
-        return handler(args)
-    except UsageError as exc:
-        print(f"{exc}", file=sys.stderr)
-    except (ValueError, TypeError, KeyError, OSError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"retrograd: error: {message}", file=sys.stderr)
+        with sigterm_as_interrupt():
+            args = _parse(argv)
+            command = args.command
+            handler = getattr(args, "handler", None) or COMMANDS[command]
+            return handler(args)
+    except BAD_INPUT as exc:
+        _stderr(_error_line(exc, command))
+    except Terminated:
+        _stderr("retrograd: stopped by SIGTERM")
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
-        print("retrograd: interrupted", file=sys.stderr)
+        _stderr("retrograd: interrupted")
         return EXIT_INTERRUPTED
     return EXIT_BAD_INPUT
 

@@ -126,6 +126,7 @@ def _topological_order(roots: list) -> list:
 _CREATION = operator.attrgetter("seq")
 
 
+
 def _raise_freed() -> None:
     raise RuntimeError(
         "trying to backward through the graph a second time: its saved arrays were "

@@ -14,6 +14,8 @@ import numpy as np
 import retrograd as rg
 from retrograd import nn
 from retrograd.data import DataLoader, TensorDataset
+from retrograd.train.callbacks import LambdaCallback
+from retrograd.train.fit import fit
 
 
 def mlp(sizes: list[int], seed: int) -> nn.Sequential:
@@ -32,25 +34,23 @@ def train(model: nn.Module, loss_fn: Callable, x: np.ndarray, targets: np.ndarra
           sampler=None, optimizer: str = "adam",
           on_step: Callable[[int], None] | None = None) -> list[float]:
     """`steps` optimizer steps of loss_fn(logits, target_batch) over reshuffled epochs (or the
-    sampler's draws); returns the loss of every step. targets: labels (N,) or probabilities."""
+    sampler's draws), through the library's one training loop; returns the loss of every step.
+    targets: labels (N,) or probabilities."""
     rg.manual_seed(seed)  # the shuffles (and the sampler's draws) come from this seed
     loader = DataLoader(TensorDataset(x, targets), batch_size=batch_size,
                         shuffle=sampler is None, sampler=sampler)
     opt = (rg.optim.Adam(model.parameters(), lr=lr) if optimizer == "adam"
            else rg.optim.SGD(model.parameters(), lr=lr))
     losses: list[float] = []
-    model.train()
-    while len(losses) < steps:
-        for xb, tb in loader:
-            loss = loss_fn(model(xb), tb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.item()))
-            if on_step is not None:
-                on_step(len(losses))
-            if len(losses) == steps:
-                break
+
+    def record(loop) -> None:
+        losses.append(loop.loss_value)
+        if on_step is not None:
+            on_step(len(losses))
+
+    epochs = -(-steps // len(loader))
+    fit(model, loss_fn, opt, loader, epochs, max_steps=steps, progress=False,
+        callbacks=[LambdaCallback(on_batch_end=record)])
     return losses
 
 

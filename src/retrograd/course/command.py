@@ -39,7 +39,9 @@ def cmd_course(args) -> int:
     n_hold = sum(1 for e in entries if e["holds"])
     for e in entries:
         if not e["holds"]:
-            print(f"claim {e['number']} ({e['id']}) does not hold: {e['summary']}")
+            # the summary's $...$ marks inline math for the report; a terminal shows it as is
+            summary = e["summary"].replace("$", "")
+            print(f"claim {e['number']} ({e['id']}) does not hold: {summary}")
     print(f"{n_hold}/{len(entries)} claims hold; report: "
           f"{os.path.join(args.out, 'report.html')}")
     return EXIT_ALL_HOLD if n_hold == len(entries) else EXIT_SOME_FAIL

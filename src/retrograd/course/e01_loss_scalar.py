@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .experiment import Experiment, Result, pyplot, save_figure
+from .tables import listing, sci
 
 SEED = 1
 FD_EPS = 1e-5
@@ -65,7 +66,30 @@ def run(quick: bool, out_dir: str) -> Result:
     summary = (f"{len(values)} losses of a rank-4 input of shape {tuple(x_np.shape)}: every loss "
                f"has shape () and every gradient has shape {tuple(grad_shapes['mse'])}; "
                f"the gradient matches finite differences to {fd_max:.1e} (relative).")
-    return Result(measured, holds, summary, _figure(grads["cross_entropy"], out_dir))
+    return Result(measured, holds, summary, _figure(grads["cross_entropy"], out_dir),
+                  table=table(measured))
+
+
+NAMES = {"cross_entropy": "cross-entropy (per pixel)", "mse": "mean squared error",
+         "sum_of_squares": "sum of squares"}
+
+
+def table(m: dict) -> list[tuple[str, str]]:
+    """The report's rows: shapes as N × C × H × W, errors in powers of ten."""
+    def dims(shape):
+        return " × ".join(str(n) for n in shape) if shape else "() (a scalar)"
+
+    rows = [("input $I$, shape N × C × H × W", dims(m["input_shape"]))]
+    for key, name in NAMES.items():
+        rows.append((f"{name}: loss shape / gradient shape",
+                     f"{dims(m['loss_shapes'][key])} / {dims(m['grad_shapes'][key])}"))
+    rows.append(("loss values: " + ", ".join(NAMES.values()),
+                 listing(m["loss_values"].values())))
+    rows.append(("largest relative error of the gradient vs central finite differences",
+                 ", ".join(f"{NAMES[k].split(' (')[0]} {sci(v)}"
+                           for k, v in m["fd_max_relative_error"].items())
+                 + f" (tolerance {sci(m['fd_tolerance'], 1)})"))
+    return rows
 
 
 def _fd_error(loss_fn, x_np, c, t, grad, index) -> float:
@@ -102,4 +126,7 @@ EXPERIMENT = Experiment(
     1, "loss-is-scalar",
     "A loss is a scalar, and its gradient has the shape of its input (rank-4 input).",
     "L : R^(a x b x c x d) -> R,   grad L = [ dL / dI_(a,b,c,d) ]_(a,b,c,d)  has the shape of I",
-    run)
+    run,
+    tex=r"L : \mathbb{R}^{a \times b \times c \times d} \to \mathbb{R}" "\n"
+        r"\nabla L = \left[ \frac{\partial L}{\partial I_{a,b,c,d}} \right]_{a,b,c,d}"
+        r" \text{ has the shape of } I")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .experiment import Experiment, Result, pyplot, save_figure
+from .tables import listing, num, pct, sci
 
 SEED = 2
 SCALES = (0.01, 1.0, 10.0, 100.0, 1000.0)
@@ -56,7 +57,25 @@ def run(quick: bool, out_dir: str) -> Result:
                f"probabilities rounding together or to 0).")
     notes = ["Monotonic here means: raising o_i raises p_i and lowers every other p_j (the "
              "figure's left panel), so the logits and the probabilities have the same order."]
-    return Result(measured, holds, summary, _figure(sum_error, out_dir), notes)
+    return Result(measured, holds, summary, _figure(sum_error, out_dir), notes,
+                  table=table(measured))
+
+
+def table(m: dict) -> list[tuple[str, str]]:
+    per_scale = ", ".join(f"{float(k):g}: {sci(v)}"
+                          for k, v in m["max_abs_sum_minus_1_per_scale"].items())
+    return [
+        ("logit rows × classes", f"{num(m['rows'])} × {m['classes']}"),
+        ("logit scales (standard deviations)", listing(m["scales"])),
+        ("largest $|Σ_i p_i − 1|$ in float32", f"{sci(m['max_abs_sum_minus_1'])} "
+         f"(tolerance {sci(m['sum_tolerance'], 1)})"),
+        ("largest $|Σ_i p_i − 1|$ by scale", per_scale),
+        ("rows whose argmax of $p$ is the argmax of $o$", pct(m["argmax_agreement"])),
+        ("pairs with $o_i > o_j$ but $p_i < p_j$ (reversed)", num(m["reversed_pairs"])),
+        ("pairs with equal $p$ in float32 (ties, not reversals)",
+         num(m["tied_pairs_float32"])),
+        ("every probability finite", num(m["all_finite"])),
+    ]
 
 
 def _figure(sum_error: np.ndarray, out_dir: str) -> str:
@@ -90,4 +109,6 @@ EXPERIMENT = Experiment(
     "probabilities.",
     "p_i = e^(o_i) / sum_c e^(o_c);   sum_i p_i = 1;   o_i > o_j  =>  p_i >= p_j;   "
     "argmax p = argmax o",
-    run)
+    run,
+    tex=r"""p_i = \frac{e^{o_i}}{\sum_c e^{o_c}}, \qquad \sum_i p_i = 1
+o_i > o_j \Rightarrow p_i \ge p_j, \qquad \operatorname{argmax} p = \operatorname{argmax} o""")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .experiment import Experiment, Result, pyplot, save_figure
+from .tables import arrow, num, pct
 
 SEED = 3
 K, C = 20, 5
@@ -71,7 +72,27 @@ def run(quick: bool, out_dir: str) -> Result:
                f"N={ns[-1]}, slope {slope:.3f} in log-log (theory -0.5), RMSE sqrt(N)/sigma = "
                f"{ratio:.3f} (theory 1).")
     return Result(measured, holds, summary,
-                  _figure(ns, estimates, rmse, truth, sigma, out_dir))
+                  _figure(ns, estimates, rmse, truth, sigma, out_dir), table=table(measured))
+
+
+def table(m: dict) -> list[tuple[str, str]]:
+    n = m["n"]
+    return [
+        ("expected cross-entropy $−𝔼 \\log p_c(x)$ (exact)", f"{num(m['expected_ce'])} nats"),
+        ("standard deviation $σ$ of the per-sample loss", f"{num(m['per_sample_sigma'])} nats"),
+        ("sample sizes $N$", f"{num(n[0])} to {num(n[-1])} ({len(n)} sizes), "
+         f"{m['repeats']} estimates each"),
+        (f"RMSE of the estimate, $N$ = {num(n[0])} → {num(n[-1])}",
+         arrow(m["rmse"][0], m["rmse"][-1]) + " nats"),
+        ("slope of log RMSE against log $N$",
+         f"{num(m['rmse_slope_vs_log_n'])} (theory −0.5; accepted "
+         f"{num(m['slope_range'][0])} to {num(m['slope_range'][1])})"),
+        ("RMSE $·\\sqrt{N}/σ$, mean over $N$",
+         f"{num(m['rmse_sqrt_n_over_sigma'])} (theory 1; accepted {m['ratio_range'][0]:g} to "
+         f"{m['ratio_range'][1]:g})"),
+        ("estimates within $3σ/\\sqrt{N}$ of the truth",
+         pct(m["share_within_3_sigma_over_sqrt_n"])),
+    ]
 
 
 def _figure(ns, estimates, rmse, truth, sigma, out_dir) -> str:
@@ -100,4 +121,7 @@ EXPERIMENT = Experiment(
     "grows.",
     "-1/N sum_(x~D) log p_c(x)(x)  ->  -E_(x,c) log p_c(x) = -sum_x P(x) sum_c q(c|x) log p_c(x),"
     "  error ~ sigma / sqrt(N)",
-    run)
+    run,
+    tex=r"""-\frac{1}{N} \sum_{x \sim D} \log p_{\hat c(x)}(x) \;\to\; -\mathbb{E}_{x,c} \log p_c(x)
+-\mathbb{E}_{x,c} \log p_c(x) = -\sum_x P(x) \sum_c q(c \mid x) \log p_c(x)
+\text{error} \sim \frac{\sigma}{\sqrt{N}}""")

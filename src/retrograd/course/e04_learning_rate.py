@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .experiment import Experiment, Result, pyplot, save_figure
+from .tables import listing, num, pct
 
 LRS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 SLOW_PROGRESS = 0.1  # the smallest lr makes under 10% of the best lr's progress: "slow"
@@ -87,7 +88,31 @@ def run(quick: bool, out_dir: str) -> Result:
     notes = ["Divergence: a run stops (and counts as diverged) once its loss is not finite or "
              f"exceeds {DIVERGED:g} x its initial loss."]
     return Result(measured, bool(holds), summary,
-                  _figure(curves, final, finder, suggestion, start, out_dir), notes)
+                  _figure(curves, final, finder, suggestion, start, out_dir), notes,
+                  table=table(measured))
+
+
+def table(m: dict) -> list[tuple[str, str]]:
+    finals = ", ".join(f"{lr:g}: {num(f) if f != 'inf' else 'diverged'}"
+                       for lr, f in zip(m["lrs"], m["final_loss"], strict=True))
+    suggestion = m["finder_suggestion"]
+    return [
+        ("data and model", f"digits, {num(m['samples'])} standardized images; MLP 64–"
+         f"{m['hidden']}–10, full-batch gradient descent"),
+        ("steps per learning rate", num(m["steps"])),
+        ("initial training loss", f"{num(m['initial_loss'])} nats"),
+        ("final training loss by learning rate $λ$", finals),
+        (f"progress of the smallest rate, $λ$ = {m['lrs'][0]:g}, against the best",
+         f"{pct(m['smallest_lr_progress'])} (slow: under {pct(m['slow_threshold'], 0)})"),
+        ("best learning rate", f"{m['best_lr']:g}"),
+        (f"diverged (loss not finite or over {m['diverged_above_x_initial']:g} × the initial)",
+         listing(m["diverged_lrs"], lambda v: f"{v:g}") or "none"),
+        ("learning-rate finder's suggestion",
+         "none" if suggestion is None else
+         f"{num(suggestion, 3)}: final loss {num(m['suggestion_final_loss'])}, "
+         f"{pct(m['suggestion_progress_vs_best'], 0)} of the best progress (needs "
+         f"{pct(m['suggestion_threshold'], 0)})"),
+    ]
 
 
 def _finder(x, y, hidden: int, quick: bool):
@@ -133,4 +158,6 @@ EXPERIMENT = Experiment(
     "both and suggests a rate in between.",
     "theta_(t+1) = theta_t - lambda grad_theta cost;   progress(lambda) = (L_0 - L_T(lambda)) / "
     "(L_0 - min_lambda L_T)",
-    run)
+    run,
+    tex=r"""\theta_{t+1} = \theta_t - \lambda \nabla_\theta \text{cost}
+\text{progress}(\lambda) = \frac{L_0 - L_T(\lambda)}{L_0 - \min_\lambda L_T}""")

@@ -14,6 +14,7 @@ from math import comb
 import numpy as np
 
 from .experiment import Experiment, Result, pyplot, save_figure
+from .tables import arrow, num, pct, sci
 
 SCALES = (0.0, 0.1, 1.0, 10.0)
 HIDDEN = 8
@@ -100,7 +101,29 @@ def run(quick: bool, out_dir: str) -> Result:
     notes = ["Zero initialization: every hidden unit has zero output and zero gradient, so only "
              "the last bias learns and the model predicts the class frequencies forever."]
     return Result(measured, bool(holds), summary, _figure(curves, final, best_of, stuck_at,
-                                                          out_dir), notes)
+                                                          out_dir), notes, table=table(measured))
+
+
+def table(m: dict) -> list[tuple[str, str]]:
+    medians = ", ".join(f"× {float(k):g}: {num(v)}"
+                        for k, v in m["median_final_loss_by_scale"].items())
+    best = m["expected_best_of_k"]
+    return [
+        ("task", f"3-arm spirals, {num(m['samples'])} points; MLP 2–{HIDDEN}–{HIDDEN}–3, "
+         f"full-batch Adam, {num(m['steps'])} steps, {m['seeds']} seeds per scale"),
+        ("median final loss by scale of the default initialization", medians),
+        ("zero initialization: every seed stuck at the class-prior entropy",
+         f"{num(m['zero_init_stuck_at_prior'])} ({num(m['class_prior_entropy'])} nats, "
+         f"within {sci(m['stuck_tolerance'], 1)})"),
+        ("default initialization: final loss over seeds, min / median / max",
+         f"{num(m['default_min'])} / {num(m['default_median'])} / {num(m['default_max'])}"),
+        ("spread over seeds, (max − min) / median",
+         f"{num(m['default_spread'])} (at least {m['spread_threshold']:g} required)"),
+        (f"expected best final loss of $k$ runs, $k$ = 1 → {len(best)}",
+         arrow(best[0], best[-1])),
+        ("best of all runs over a single run", f"{pct(m['best_of_all_over_single'])} "
+         f"(under {pct(m['gain_threshold'], 0)} required)"),
+    ]
 
 
 def _figure(curves, final, best_of, stuck_at, out_dir) -> str:
@@ -130,4 +153,6 @@ EXPERIMENT = Experiment(
     "Initialization matters, and several runs help: the final loss depends on the starting "
     "point, and the best of k runs improves with k.",
     "L_T(theta_0) varies with theta_0;   E[ min_(i<=k) L_T(theta_0^(i)) ] decreases with k",
-    run)
+    run,
+    tex=r"""L_T(\theta_0) \text{ varies with } \theta_0
+\mathbb{E}\left[ \min_{i \le k} L_T\left(\theta_0^{(i)}\right) \right] \text{ decreases with } k""")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .experiment import Experiment, Result, pyplot, save_figure
+from .tables import num, pct, sci
 
 SEED = 6
 TOLERANCE = {"float64": 1e-12, "float32": 1e-5}  # max |stacked - merged| / max |stacked|
@@ -88,7 +89,25 @@ def run(quick: bool, out_dir: str) -> Result:
              f"{d * h + h + h * k + k}: depth without a nonlinearity adds parameters, not "
              f"functions (and W2 W1 has rank at most min(d, h, k))."]
     figure = _figure(outputs["float64"], with_relu, fit, out_dir)
-    return Result(measured, bool(holds), summary, figure, notes)
+    return Result(measured, bool(holds), summary, figure, notes, table=table(measured))
+
+
+def table(m: dict) -> list[tuple[str, str]]:
+    d, h, k = m["sizes_d_h_k"]
+    gap, tol = m["relative_gap"], m["tolerance"]
+    return [
+        ("layers", f"Dense {d} → {h}, then Dense {h} → {k}; {num(m['inputs'])} random inputs"),
+        ("without ReLU: max |stacked − merged| / max |stacked|",
+         f"float64 {sci(gap['float64'])} (tolerance {sci(tol['float64'], 1)}), float32 "
+         f"{sci(gap['float32'])} (tolerance {sci(tol['float32'], 1)})"),
+        ("without ReLU: share of the output the best affine map leaves unexplained",
+         f"{sci(m['no_relu_affine_residual'])} (under {sci(m['no_relu_threshold'], 1)} "
+         "required)"),
+        ("with ReLU: share of the output the best affine map leaves unexplained",
+         f"{pct(m['relu_affine_residual'], 0)} (over {pct(m['relu_threshold'], 0)} required)"),
+        ("parameters: two stacked layers / the merged one",
+         f"{num(m['parameters_stacked'])} / {num(m['parameters_merged'])}"),
+    ]
 
 
 def _figure(linear_outputs, with_relu, fit, out_dir) -> str:
@@ -120,4 +139,6 @@ EXPERIMENT = Experiment(
     "Without a ReLU in between, two Dense layers are mathematically one Dense layer.",
     "W2 (W1 x + b1) + b2 = (W2 W1) x + (W2 b1 + b2);   with ReLU: W2 max(0, W1 x + b1) + b2 is "
     "not affine",
-    run)
+    run,
+    tex=r"""W_2 (W_1 x + b_1) + b_2 = (W_2 W_1)\, x + (W_2 b_1 + b_2)
+W_2 \max(0, W_1 x + b_1) + b_2 \text{ is not affine}""")

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .experiment import Experiment, Result, pyplot, save_figure
+from .experiment import Experiment, Result, pyplot, save_figure, save_stepper
+from .tables import arrow, num, sci
 
 SEED = 7
 GRAD_TOLERANCE = 1e-10  # float64: the three strategies and retrograd agree to rounding
@@ -203,7 +204,56 @@ def run(quick: bool, out_dir: str) -> Result:
              "(ReLU masks, softmax) is linear in the widths and left out. A batch multiplies "
              "every count by its size."]
     figure = _figure(small, measured_macs, analytic_small, wide, wide_counts, out_dir)
-    return Result(measured, bool(holds), summary, figure, notes)
+    return Result(measured, bool(holds), summary, figure, notes, table=table(measured),
+                  stepper=perceptron_stepper(out_dir))
+
+
+def perceptron_stepper(out_dir: str) -> str:
+    """The course's perceptron, Dense → ReLU → Dense → softmax + cross-entropy (2 → 3 → 2, one
+    sample, float64, fixed weights), recorded with its backward for the report's stepper."""
+    import retrograd as rg
+    import retrograd.nn.functional as F
+
+    w1 = rg.tensor([[0.6, -0.4], [-0.3, 0.8], [0.5, 0.5]], requires_grad=True)
+    b1 = rg.tensor([0.1, -0.2, 0.0], requires_grad=True)
+    w2 = rg.tensor([[0.7, -0.5, 0.3], [-0.6, 0.4, 0.9]], requires_grad=True)
+    b2 = rg.tensor([0.05, -0.05], requires_grad=True)
+    x, c = rg.tensor([[1.0, 2.0]], dtype=rg.float64), rg.tensor([1])
+    for t in (w1, b1, w2, b2):
+        t.data = t.numpy().astype(np.float64)
+    loss = F.cross_entropy(F.linear(F.linear(x, w1, b1).relu(), w2, b2), c)
+    return save_stepper(loss, out_dir, "e07_stepper.json",
+                        "The course's perceptron, 2 → 3 → 2 on one sample: every node gets one "
+                        "upstream gradient g from above, and its VJP turns that one g into the "
+                        "gradients of all its inputs; nothing above it is computed again.",
+                        params={"W1": w1, "b1": b1, "W2": w2, "b2": b2})
+
+
+def table(m: dict) -> list[tuple[str, str]]:
+    small, wide, macs = m["small_net"], m["wide_net"], m["wide_macs"]
+    depth = wide["depths"][-1]
+    ratio = m["wide_ratio_to_reverse"]
+    return [
+        (f"small nets: width {small['width']}, depths {small['depths'][0]}–"
+         f"{small['depths'][-1]}; counted multiply-adds equal the formulas",
+         num(m["instrumented_equals_analytic"])),
+        ("largest difference of the three strategies' gradients from retrograd's backward()",
+         f"{sci(m['max_grad_error_vs_retrograd'])} (tolerance {sci(m['grad_tolerance'], 1)})"),
+        ("wide nets", f"width {wide['width']}, input {wide['n_in']}, {wide['n_out']} classes, "
+         f"depths {wide['depths'][0]}–{depth}"),
+        (f"multiply-adds per sample at depth {depth}: forward pass",
+         num(macs["forward"][-1])),
+        ("… forward + backprop / each chain from the top / forward mode",
+         " / ".join(num(macs[s][-1]) for s in ("reverse", "no_reuse", "forward_mode"))),
+        ("backprop's backward over its forward pass, largest over depths",
+         f"{num(m['backward_over_forward_max'], 3)} × (at most "
+         f"{m['backward_over_forward_limit']} × allowed)"),
+        (f"each chain from the top over backprop, depth 3 → {depth}",
+         arrow(ratio["no_reuse"][2], ratio["no_reuse"][-1], lambda v: f"{v:.2f} ×")),
+        (f"forward mode over backprop, depth 1 → {depth}",
+         arrow(ratio["forward_mode"][0], ratio["forward_mode"][-1],
+               lambda v: f"{num(v, 3)} ×")),
+    ]
 
 
 def _figure(small, measured_macs, analytic_small, wide, wide_counts, out_dir) -> str:
@@ -238,4 +288,12 @@ EXPERIMENT = Experiment(
     "MACs: backprop = F + sum_l P_l + sum_(l>=2) P_l  (F = sum_l P_l, P_l = n_l n_(l-1)),\n"
     "each chain from the top = F + sum_l (P_l + U_l),  forward mode = F + sum_l [P_l (1 + U_l + "
     "n_L) + n_l (U_l + n_L)],  U_l = sum_(m>l) P_m",
-    run)
+    run,
+    tex="\n".join((
+        r"g_L = p - y, \quad g_{l-1} = (W_l^\top g_l) \odot \operatorname{relu}'(z_{l-1}),"
+        r" \quad \nabla_{W_l} \text{cost} = g_l\, a_{l-1}^\top",
+        r"\text{backprop} = F + \sum_l P_l + \sum_{l \ge 2} P_l, \quad F = \sum_l P_l,"
+        r" \quad P_l = n_l\, n_{l-1}",
+        r"\text{each chain from the top} = F + \sum_l (P_l + U_l), \quad U_l = \sum_{m > l} P_m",
+        r"\text{forward mode} = F + \sum_l \left[ P_l (1 + U_l + n_L) + n_l (U_l + n_L) \right]",
+    )))

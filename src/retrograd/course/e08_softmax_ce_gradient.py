@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .experiment import Experiment, Result, pyplot, save_figure
+from .experiment import Experiment, Result, pyplot, save_figure, save_stepper
+from .tables import num, sci
 
 SEED = 8
 SCALES = (0.1, 1.0, 10.0, 100.0, 1000.0)
@@ -90,13 +91,56 @@ def run(quick: bool, out_dir: str) -> Result:
                f"{errors['float32']:.1e} (float32) over {len(target)} rows with logits up to "
                f"+-{max(SCALES):g}, lies in [{bounds['min']:.3f}, {bounds['max']:.3f}], and the "
                f"unfused softmax-then-log path agrees to {errors['unfused']:.1e}.")
-    notes = ["The course writes cost = -o_c + log sum_c e^(-o_i): the exponent's sign is "
-             "slipped and the index mixed; the correct line is cost = -o_c + log sum_i e^(o_i).",
-             "Likewise d cost / d o_c = -delta_(c,c_hat) + e^(o_c) / sum_i e^(o_i) (the course "
-             "writes e^(o_i) in the numerator).",
+    notes = [r"The course writes $\text{cost} = -o_c + \log \sum_c e^{-o_i}$: the exponent's "
+             r"sign is slipped and the index mixed; the correct line is "
+             r"$\text{cost} = -o_c + \log \sum_i e^{o_i}$.",
+             r"Likewise $\partial\, \text{cost} / \partial o_c = -\delta_{c,\hat c} + "
+             r"e^{o_c} / \sum_i e^{o_i}$ (the course writes $e^{o_i}$ in the numerator).",
              "The two worked numbers belong to two different predictions: 0.8 for the true class "
              "and 0.4 for another cannot come from one softmax (they would sum past 1)."]
-    return Result(measured, bool(holds), summary, _figure(g, is_true, worked, out_dir), notes)
+    return Result(measured, bool(holds), summary, _figure(g, is_true, worked, out_dir), notes,
+                  table=table(measured), stepper=dense_stepper(out_dir))
+
+
+def dense_stepper(out_dir: str) -> str:
+    """The course's smallest model, Dense(2 → 2) + softmax + cross-entropy on one sample, with
+    the bias chosen so that p = (0.8, 0.2) on true class 0; recorded for the report's stepper."""
+    import retrograd as rg
+    import retrograd.nn.functional as F
+
+    x = np.array([[1.0, 2.0]])
+    w = np.array([[0.5, -0.3], [0.2, 0.4]])
+    b = np.log([0.8, 0.2]) - (x @ w.T)[0]
+    weight, bias = rg.tensor(w, requires_grad=True), rg.tensor(b, requires_grad=True)
+    loss = F.cross_entropy(F.linear(rg.tensor(x), weight, bias), rg.tensor([0]))
+    return save_stepper(loss, out_dir, "e08_stepper.json",
+                        "The course's smallest model, Dense(2 → 2) + softmax + cross-entropy on "
+                        "one sample that it gives p = 0.8 for its true class: the fused node "
+                        "hands the Dense layer p − onehot = (−0.2, 0.2).",
+                        params={"θ (weight)": weight, "b (bias)": bias})
+
+
+def table(m: dict) -> list[tuple[str, str]]:
+    worked, errors, tol = m["worked_examples"], m["max_error_vs_p_minus_one_hot"], m["tolerance"]
+    bounds = m["gradient_bounds_float32"]
+    return [
+        ("gradient for the true class at $p = 0.8$ (course: −0.2)",
+         num(worked["true_class_p_0.8"], 6)),
+        ("gradient for another class at $p = 0.4$ (course: 0.4)",
+         num(worked["other_class_p_0.4"], 6)),
+        ("largest error of the two worked numbers", sci(m["worked_max_error"])),
+        ("logit rows, scales", f"{num(m['rows'])} rows of 10 logits, standard deviations "
+         + ", ".join(f"{v:g}" for v in m["scales"])),
+        ("largest $|∂\\text{cost}/∂o − (p − \\text{onehot})|$, float64 / float32",
+         f"{sci(errors['float64'])} / {sci(errors['float32'])} (tolerances "
+         f"{sci(tol['float64'], 1)} / {sci(tol['float32'], 1)})"),
+        (f"unfused path, softmax then $−\\log p_c$ ({num(m['unfused_rows'])} rows with "
+         "|logits| < 30): largest difference from the fused gradient",
+         f"{sci(errors['unfused'])} (tolerance {sci(tol['unfused'], 1)})"),
+        ("gradient range in float32, all entries", f"[{num(bounds['min'])}, {num(bounds['max'])}]"),
+        ("largest true-class entry / smallest other-class entry",
+         f"{num(bounds['true_class_max'])} / {num(bounds['other_min'])} (≤ 0 and ≥ 0)"),
+    ]
 
 
 def _figure(g, is_true, worked, out_dir) -> str:
@@ -128,8 +172,13 @@ def _figure(g, is_true, worked, out_dir) -> str:
 
 EXPERIMENT = Experiment(
     8, "softmax-ce-gradient",
-    "The gradient of softmax + cross-entropy w.r.t. the logits is p - one_hot, in [-1, 1]: "
-    "p = 0.8 for the true class gives -0.2, p = 0.4 for another class gives 0.4.",
+    "The gradient of softmax + cross-entropy w.r.t. the logits is $p − \\operatorname{onehot}(ĉ)$"
+    ", in [−1, 1]: $p = 0.8$ for the true class gives −0.2, $p = 0.4$ for another class gives 0.4.",
     "cost = -log p_c = -o_c + log sum_i e^(o_i);   d cost / d o_i = p_i - delta_(i,c),  "
     "i.e. grad_o cost = p - one_hot(c) in [-1, 1]",
-    run)
+    run,
+    tex="\n".join((
+        r"\text{cost} = -\log p_{\hat c} = -o_{\hat c} + \log \sum_i e^{o_i}",
+        r"\frac{\partial\, \text{cost}}{\partial o_i} = p_i - \delta_{i,\hat c},"
+        r" \qquad \nabla_o \text{cost} = p - \operatorname{onehot}(\hat c) \in [-1, 1]^C",
+    )))

@@ -12,6 +12,7 @@ import retrograd as rg
 from retrograd.nn import functional as F
 
 from .experiment import Experiment, Result, pyplot, save_figure
+from .tables import num, pct, sci
 
 FORMULA_TOL = 1e-12  # float64 autograd vs the closed form
 SATURATED_LOGIT = -10.0  # y = 1 but the model says σ(o) = 4.5e-5: confidently wrong
@@ -102,7 +103,27 @@ def run(quick: bool, out_dir: str) -> Result:
                f"accuracy in {steps['bce']:.0f} steps on average, MSE in {steps['mse']:.0f} "
                f"({measured['mse_censored_runs']} of {len(seeds)} MSE runs never got there "
                f"and count as the budget, {budget}).")
-    return Result(measured, bool(holds), summary, figure)
+    return Result(measured, bool(holds), summary, figure, table=table(measured))
+
+
+def table(m: dict) -> list[tuple[str, str]]:
+    e = m["max_abs_error_vs_closed_form"]
+    return [
+        ("largest |autograd − closed form| for $o ∈ [−12, 12]$: BCE ($y$ = 0, 1), MSE "
+         "($y$ = 0, 1)", ", ".join(sci(e[k]) for k in ("bce_y0", "bce_y1", "mse_y0", "mse_y1"))
+         + f" (tolerance {sci(m['formula_tolerance'], 1)})"),
+        (f"gradient at the saturated logit $o$ = {num(m['saturated_logit'])}, $y$ = 1: BCE / MSE",
+         f"{num(m['grad_bce_at_saturation'])} / {sci(m['grad_mse_at_saturation'])}"),
+        ("MSE's gradient over BCE's there", sci(m["mse_over_bce_gradient"])),
+        ("training runs", f"logistic regression started at $o = −8(x_0 + x_1)$, full-batch "
+         f"SGD, {m['seeds']} seeds, budget {num(m['step_budget'])} steps"),
+        (f"mean steps to {pct(m['target_accuracy'], 0)} training accuracy: BCE / MSE",
+         f"{num(m['mean_steps_bce'])} / {num(m['mean_steps_mse'])}"),
+        ("MSE runs that never got there (counted as the budget)",
+         f"{m['mse_censored_runs']} of {m['seeds']}"),
+        ("BCE's speed-up over MSE", f"{num(m['speedup'], 3)} × (at least "
+         f"{m['required_speedup']:g} × required; a lower bound when MSE runs hit the budget)"),
+    ]
 
 
 EXPERIMENT = Experiment(
@@ -111,4 +132,9 @@ EXPERIMENT = Experiment(
     "2(σ − y)σ(1 − σ), which vanishes when the sigmoid saturates, so MSE learns slowly from a "
     "saturated start.",
     "∂/∂o BCE(σ(o), y) = σ(o) − y;   ∂/∂o (σ(o) − y)² = 2(σ(o) − y) σ(o)(1 − σ(o))",
-    run)
+    run,
+    tex="\n".join((
+        r"\frac{\partial}{\partial o} \operatorname{BCE}(\sigma(o), y) = \sigma(o) - y",
+        r"\frac{\partial}{\partial o} (\sigma(o) - y)^2 = 2 (\sigma(o) - y)\, \sigma(o)"
+        r" (1 - \sigma(o))",
+    )))

@@ -14,18 +14,21 @@ from retrograd import nn
 from retrograd.nn import functional as F
 
 from .experiment import Experiment, Result, pyplot, save_figure
+from .tables import num, sci
 
 TOL = 1e-12  # float64
 
 NOTES = [
-    "The course writes the gradient as (δ_{i,ĉ} − L(o_i)) x_j. That is the negative of the "
-    "gradient (it is the descent direction), and L(o_i) should be p_i = softmax(o)_i. "
-    "The gradient is (p_i − δ_{i,ĉ}) x_j: measured here, the course's expression equals "
-    "minus the autograd gradient.",
-    "The course writes cost = −o_ĉ + log Σ_c e^{−o_i}; the sign in the exponent is a slip, and "
-    "the index is mixed up. Correct: cost = −o_ĉ + log Σ_i e^{o_i} (measured here).",
-    "In ∂cost/∂o_c = −δ_{c,ĉ} + e^{o_i} / Σ_c e^{o_i} the indices are swapped. Correct: "
-    "−δ_{c,ĉ} + e^{o_c} / Σ_i e^{o_i} = p_c − δ_{c,ĉ}.",
+    r"The course writes the gradient as $(\delta_{i,\hat c} - L(o_i))\, x_j$. That is the "
+    r"negative of the gradient (it is the descent direction), and $L(o_i)$ should be "
+    r"$p_i = \operatorname{softmax}(o)_i$. The gradient is $(p_i - \delta_{i,\hat c})\, x_j$: "
+    "measured here, the course's expression equals minus the autograd gradient.",
+    r"The course writes $\text{cost} = -o_{\hat c} + \log \sum_c e^{-o_i}$; the sign in the "
+    r"exponent is a slip, and the index is mixed up. Correct: "
+    r"$\text{cost} = -o_{\hat c} + \log \sum_i e^{o_i}$ (measured here).",
+    r"In $\partial\, \text{cost} / \partial o_c = -\delta_{c,\hat c} + e^{o_i} / \sum_c "
+    r"e^{o_i}$ the indices are swapped. Correct: $-\delta_{c,\hat c} + e^{o_c} / \sum_i "
+    r"e^{o_i} = p_c - \delta_{c,\hat c}$.",
 ]
 
 
@@ -88,15 +91,44 @@ def run(quick: bool, out_dir: str) -> Result:
     fig.suptitle("Dense(3 → 4) + softmax + cross-entropy, one sample")
     figure = save_figure(fig, out_dir, "e10_dense_gradient.png")
     summary = (f"Over {len(cases)} random Dense layers (2→2, 2→4, 3→4, batches of 32), the "
-               f"autograd weight gradient equals (p_i − δ_iĉ) x_j to {weight_err:.1e} and the "
-               f"bias gradient p − δ to {bias_err:.1e}; the course's (δ − p) x is exactly its "
-               f"negative, and its log Σ e^(−o) typo is off by up to {typo_err:.1f} nats.")
-    return Result(measured, bool(holds), summary, figure, notes=list(NOTES))
+               f"autograd weight gradient equals $(p_i − δ_{{iĉ}}) x_j$ to {weight_err:.1e} and "
+               f"the bias gradient $p − δ$ to {bias_err:.1e}; the course's $(δ − p) x$ is exactly"
+               f" its negative, and its $\\log Σ e^{{−o}}$ typo is off by up to {typo_err:.1f} "
+               f"nats.")
+    return Result(measured, bool(holds), summary, figure, notes=list(NOTES),
+                  table=table(measured))
+
+
+def table(m: dict) -> list[tuple[str, str]]:
+    tol = sci(m["tolerance"], 1)
+    return [
+        ("random Dense layers checked", f"{m['cases']} (2 → 2, 2 → 4, 3 → 4 on one sample; "
+         "5 → 3 on batches of 32)"),
+        ("largest |autograd weight gradient − $(p_i − δ_{iĉ}) x_j$|",
+         f"{sci(m['max_abs_error_weight_grad_vs_(p-delta)x'])} (tolerance {tol})"),
+        ("largest |autograd bias gradient − $(p_i − δ_{iĉ})$|",
+         f"{sci(m['max_abs_error_bias_grad_vs_(p-delta)'])} (tolerance {tol})"),
+        ("largest |autograd + the course's $(δ_{iĉ} − p_i) x_j$| (0: exact negatives)",
+         sci(m["max_abs_(autograd + course_literal_(delta-p)x)"])),
+        ("smallest |autograd − the course's expression| (not 0: they differ)",
+         num(m["min_abs_(autograd - course_literal)"])),
+        ("largest |cross_entropy − ($−o_ĉ + \\log Σ_i e^{o_i}$)|",
+         f"{sci(m['max_abs_error_cost_-o_c+logsumexp(o)'])} (tolerance {tol})"),
+        ("largest |cross_entropy − the course's $−o_ĉ + \\log Σ e^{−o_i}$|",
+         f"{num(m['max_abs_error_cost_course_typo_logsumexp(-o)'], 3)} nats"),
+    ]
+
 
 
 EXPERIMENT = Experiment(
     10, "dense-weight-gradient",
-    "The gradient of softmax + cross-entropy after a Dense layer w.r.t. its weight θ_ij is "
-    "(p_i − δ_{i,ĉ}) x_j, and w.r.t. its bias p_i − δ_{i,ĉ}.",
+    "The gradient of softmax + cross-entropy after a Dense layer w.r.t. its weight $θ_{ij}$ is "
+    "$(p_i − δ_{i,ĉ})\\, x_j$, and w.r.t. its bias $p_i − δ_{i,ĉ}$.",
     "o_i = Σ_j θ_ij x_j + b_i;  cost = −o_ĉ + log Σ_i e^{o_i};  ∂cost/∂θ_ij = (p_i − δ_{i,ĉ}) x_j",
-    run)
+    run,
+    tex="\n".join((
+        r"o_i = \sum_j \theta_{ij} x_j + b_i, \qquad \text{cost} = -o_{\hat c} + \log"
+        r" \sum_i e^{o_i}",
+        r"\frac{\partial\, \text{cost}}{\partial \theta_{ij}} = (p_i - \delta_{i,\hat c})\,"
+        r" x_j, \qquad \frac{\partial\, \text{cost}}{\partial b_i} = p_i - \delta_{i,\hat c}",
+    )))

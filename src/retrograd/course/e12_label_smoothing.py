@@ -19,6 +19,7 @@ from retrograd.train.metrics import accuracy, calibration_bins, expected_calibra
 
 from . import _train_small as small
 from .experiment import Experiment, Result, pyplot, save_figure
+from .tables import arrow, num, sci
 
 EPS = 0.1
 MIN_ECE_GAIN = 0.02  # smoothing must lower the mean held-out ECE by at least this much
@@ -82,9 +83,13 @@ def run(quick: bool, out_dir: str) -> Result:
                 "per_seed_ece_smoothed": [r["ece"] for r in runs[EPS]]}
     holds = (soft["confidence"] < hard["confidence"] and soft["logit_gap"] < hard["logit_gap"]
              and soft["ece"] <= hard["ece"] - MIN_ECE_GAIN and max(identity.values()) < TOL)
-    notes = ["The course's '−0.9 log p_ĉ − 0.1 Σ_{c≠ĉ} log p_c' is a proper target only for "
-             "C = 2 (then it is ε = 0.2 smoothing, checked here); with C classes its targets sum "
-             "to 0.9 + 0.1 (C − 1). The ε/C form, (1 − ε)δ + ε/C, is the general one."]
+    notes = [r"The course's $-0.9 \log p_{\hat c} - 0.1 \sum_{c \ne \hat c} \log p_c$ is a "
+             "proper target only for $C = 2$ (then it is $ε = 0.2$ smoothing, checked here); "
+             "with $C$ classes its targets sum to $0.9 + 0.1 (C − 1)$. The $ε/C$ form, "
+             "$(1 − ε)δ + ε/C$, is the general one."]
+    condition = ("only where plain CE is overconfident (MNIST-1D, test accuracy "
+                 f"{hard['accuracy']:.2f}); an already calibrated model is not tested in the "
+                 "quick run")
     if not quick:
         easy = {eps: train_and_score(digits(), 1438, 2000, eps, 0) for eps in (0.0, EPS)}
         measured["digits: ece plain / smoothed"] = [easy[0.0]["ece"], easy[EPS]["ece"]]
@@ -93,6 +98,12 @@ def run(quick: bool, out_dir: str) -> Result:
         notes.append(f"Counter-case measured on digits (test accuracy {easy[0.0]['accuracy']:.2f}"
                      f"): plain CE is already calibrated (ECE {easy[0.0]['ece']:.3f}) and "
                      f"ε = {EPS} makes it under-confident (ECE {easy[EPS]['ece']:.3f}).")
+        if easy[EPS]["ece"] > easy[0.0]["ece"]:
+            condition = ("only where plain CE is overconfident (MNIST-1D): on digits, already "
+                         f"calibrated (ECE {easy[0.0]['ece']:.3f}), smoothing raises the ECE to "
+                         f"{easy[EPS]['ece']:.3f}")
+        else:
+            condition = ""
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
@@ -110,7 +121,7 @@ def run(quick: bool, out_dir: str) -> Result:
         axes[2].hist(runs[eps][0]["gaps"], bins=40, alpha=0.6, label=label)
     axes[2].axvline(measured["optimal_logit_gap_with_smoothing"], color="k", ls="--",
                     label="optimum with ε")
-    axes[2].set(xlabel="top logit − mean of the others (test)", title="logit gaps")
+    axes[2].set(xlabel="top logit − mean of the others (test)", title="logit gaps (seed 0)")
     axes[2].legend()
     figure = save_figure(fig, out_dir, "e12_label_smoothing.png")
     summary = (f"MNIST-1D, {seeds} seeds: smoothing ε = {EPS} lowers the mean confidence "
@@ -119,7 +130,31 @@ def run(quick: bool, out_dir: str) -> Result:
                f"{hard['ece']:.3f} → {soft['ece']:.3f} (accuracy {hard['accuracy']:.3f} → "
                f"{soft['accuracy']:.3f}); the ε/C identity holds to "
                f"{max(identity.values()):.1e}.")
-    return Result(measured, bool(holds), summary, figure, notes)
+    return Result(measured, bool(holds), summary, figure, notes, table=table(measured),
+                  condition=condition)
+
+
+def table(m: dict) -> list[tuple[str, str]]:
+    rows = [("data and training", f"{m['dataset']}; MLP with two hidden layers of 128, Adam, "
+             f"{num(m['steps'])} steps; mean over {m['seeds']} seeds")]
+    for key, label in (("accuracy", "test accuracy"), ("confidence", "mean confidence"),
+                       ("logit_gap", "logit gap (top − mean of the others)"),
+                       ("ece", "expected calibration error (ECE)")):
+        rows.append((f"{label}, plain CE → smoothing $ε$ = {m['eps']:g}",
+                     arrow(m[f"plain CE: {key}"], m[f"smoothed: {key}"])))
+    rows += [
+        ("optimal logit gap with smoothing, $\\log(C (1 − ε)/ε + 1)$",
+         num(m["optimal_logit_gap_with_smoothing"])),
+        ("ECE gain required", num(m["min_ece_gain"])),
+        ("largest error of the identities (three ε, and the course's 0.9/0.1 for $C = 2$)",
+         f"{sci(m['identity_max_abs_error'])} (tolerance {sci(m['identity_tolerance'], 1)})"),
+    ]
+    if "digits: ece plain / smoothed" in m:
+        ece, acc = m["digits: ece plain / smoothed"], m["digits: accuracy plain / smoothed"]
+        rows.append(("counter-case, digits: ECE plain → smoothed (accuracy)",
+                     f"{arrow(*ece, fmt=lambda v: f'{v:.3f}')} "
+                     f"({arrow(*acc, fmt=lambda v: f'{v:.3f}')})"))
+    return rows
 
 
 EXPERIMENT = Experiment(
@@ -127,4 +162,9 @@ EXPERIMENT = Experiment(
     "Label smoothing lowers confidence and the logit gap and improves calibration (ECE) on "
     "held-out data; cross-entropy with ε/C smoothing equals (1 − ε) CE + ε CE(uniform).",
     "p̃'_c = (1 − ε) δ_{c,ĉ} + ε / C;  CE(p, p̃') = (1 − ε) CE(p, p̃) + ε CE(p, uniform)",
-    run)
+    run,
+    tex="\n".join((
+        r"\tilde p^{\prime}_c = (1 - \varepsilon)\, \delta_{c,\hat c} + \frac{\varepsilon}{C}",
+        r"\text{CE}(p, \tilde p^{\prime}) = (1 - \varepsilon)\, \text{CE}(p, \tilde p) +"
+        r" \varepsilon\, \text{CE}(p, \text{uniform})",
+    )))

@@ -18,6 +18,7 @@ import retrograd as rg
 from retrograd.nn import functional as F
 
 from .experiment import Experiment, Result, pyplot, save_figure
+from .tables import arrow, listing, num, pct, sci
 
 TOL = 1e-10  # float64 identities
 MAX_MC_ERROR = 0.05  # relative error of the largest Monte-Carlo estimate of ∇J
@@ -25,12 +26,13 @@ MIN_FINAL_RETURN = 100.0  # CartPole: mean return of the last 50 episodes, media
 MIN_IMPROVEMENT = 3.0  # ... and at least this many times the first 50 episodes'
 
 NOTES = [
-    "The course writes CE = Σ_c log(p_c) p̃_c: the minus sign is missing; cross-entropy is "
-    "−Σ_c p̃_c log p_c (the course's expression is the expected log-likelihood, which is "
-    "maximized like J).",
-    "In log p_θ(seq) = Σ_t log p_θ(a_T | a_0, x_0, … x_T) the index should be t: "
-    "Σ_t log p_θ(a_t | a_0, x_0, …, x_t) (an action depends on the observations so far, not on "
-    "x_T), and '∂ log p / θ' should read ∂ log p / ∂θ.",
+    r"The course writes $\text{CE} = \sum_c \log(p_c)\, \tilde p_c$: the minus sign is "
+    r"missing; cross-entropy is $-\sum_c \tilde p_c \log p_c$ (the course's expression is the "
+    "expected log-likelihood, which is maximized like $J$).",
+    r"In $\log p_\theta(\text{seq}) = \sum_t \log p_\theta(a_T \mid a_0, x_0, \ldots x_T)$ "
+    r"the index should be $t$: $\sum_t \log p_\theta(a_t \mid a_0, x_0, \ldots, x_t)$ (an "
+    r"action depends on the observations so far, not on $x_T$), and '∂ log p / θ' should read "
+    r"$\partial \log p / \partial \theta$.",
 ]
 
 
@@ -148,7 +150,39 @@ def run(quick: bool, out_dir: str) -> Result:
                f"CartPole the mean return (median of {seeds} seeds) rises from {first:.0f} over "
                f"the first 50 episodes to {last:.0f} over the last 50 "
                f"({measured['collapsed_seeds_last_50_below_20']} seeds collapsed).")
-    return Result(measured, bool(holds), summary, figure, list(NOTES))
+    below = sum(r < MIN_FINAL_RETURN for r in measured["per_seed_return_last_50"])
+    condition = (f"for the median seed: {below} of {seeds} seeds end below a mean return of "
+                 f"{MIN_FINAL_RETURN:g} over their last 50 episodes") if below else ""
+    return Result(measured, bool(holds), summary, figure, list(NOTES), table=table(measured),
+                  condition=condition)
+
+
+def table(m: dict) -> list[tuple[str, str]]:
+    errors = ", ".join(f"{num(n)}: {pct(e)}" for n, e in
+                       zip(m["monte_carlo_samples"], m["monte_carlo_relative_error"], strict=True))
+    rows = [
+        ("largest gradient difference, policy-gradient loss against R-weighted CE / against "
+         "the hand formula", f"{sci(m['grad_pg_vs_weighted_ce'])} / "
+         f"{sci(m['grad_pg_vs_hand_formula'])} (tolerance {sci(m['identity_tolerance'], 1)})"),
+        ("largest parameter difference after one SGD step from each",
+         sci(m["params_after_one_sgd_step"])),
+        ("Monte-Carlo estimate of $∇J$, relative error by samples $N$",
+         f"{errors} (under {pct(m['max_mc_error'], 0)} required at the largest $N$)"),
+        ("CartPole-v1 runs", f"{num(m['cartpole_episodes'])} episodes, {m['seeds']} seeds, "
+         "weights: the whole episode's return (the course's form)"),
+        ("median over seeds of the mean return, first 50 → last 50 episodes",
+         arrow(m["median_return_first_50"], m["median_return_last_50"], lambda v: f"{v:.0f}")),
+        ("mean return of the last 50 episodes, by seed",
+         listing(m["per_seed_return_last_50"], lambda v: f"{v:.0f}")),
+        ("required: a median of at least, and an improvement of at least",
+         f"{m['min_final_return']:g}, {m['min_improvement']:g} ×"),
+        ("seeds that collapsed (mean return under 20)",
+         f"{m['collapsed_seeds_last_50_below_20']} of {m['seeds']}"),
+    ]
+    if "reward_to_go: median_return_last_50" in m:
+        rows.append(("the same with reward-to-go weights: median mean return, last 50",
+                     f"{m['reward_to_go: median_return_last_50']:.0f}"))
+    return rows
 
 
 EXPERIMENT = Experiment(
@@ -156,4 +190,10 @@ EXPERIMENT = Experiment(
     "REINFORCE equals reward-weighted cross-entropy: the policy-gradient step equals a weighted "
     "CE step, and training on CartPole learns.",
     "∇_θ J = E_seq[ Σ_t ∇_θ log π_θ(a_t | s_t) · R ] = −∇_θ E[ Σ_t R · CE(π_θ(s_t), a_t) ]",
-    run)
+    run,
+    tex="\n".join((
+        r"\nabla_\theta J = \mathbb{E}_{\text{seq}}\left[ \sum_t \nabla_\theta \log"
+        r" \pi_\theta(a_t \mid s_t)\, R \right]",
+        r"\nabla_\theta J = -\nabla_\theta\, \mathbb{E}\left[ \sum_t R\, \text{CE}(\pi_\theta"
+        r"(s_t), a_t) \right]",
+    )))

@@ -17,6 +17,7 @@ import retrograd as rg
 from retrograd.nn import functional as F
 
 from .experiment import Experiment, Result, pyplot, save_figure
+from .tables import num, sci
 
 FIRST_ORDER = {"SGD": rg.optim.SGD, "Adam": rg.optim.Adam, "RMSprop": rg.optim.RMSprop,
                "Adadelta": rg.optim.Adadelta}
@@ -30,11 +31,16 @@ def make_problem(n: int = 1000, d: int = 10, seed: int = 16, smallest: float = 0
     """Features x_j = s_j z_j with s_j log-spaced in [smallest, 10]; labels drawn from a logistic
     model whose weights are 1/s_j, so every feature matters equally (and the data overlap)."""
     rng = np.random.default_rng(seed)
-    scales = np.logspace(np.log10(smallest), 1, d)
+    scales = feature_scales(smallest, d)
     x = rng.standard_normal((n, d)) * scales
     w_true = rng.choice([-1.0, 1.0], d) / scales
     y = (rng.random(n) < 1 / (1 + np.exp(-(x @ w_true)))).astype(np.float64)
     return x, y
+
+
+def feature_scales(smallest: float = 0.1, d: int = 10) -> np.ndarray:
+    """The features' standard deviations: d values log-spaced from `smallest` to 10."""
+    return np.logspace(np.log10(smallest), 1, d)
 
 
 def _loss(params, x, y):
@@ -114,7 +120,8 @@ def run(quick: bool, out_dir: str) -> Result:
                   for name, (c, _) in second.items()})
     fastest_first = min(iters[n] for n in FIRST_ORDER)
     measured = {
-        "feature_scales": "0.01 .. 10 (log-spaced, 10 features)", "steps": steps,
+        "feature_scales": f"{feature_scales().min():g} .. {feature_scales().max():g} "
+                          f"(log-spaced, {x.shape[1]} features)", "steps": steps,
         "lr_grid": [float(v) for v in lrs], "optimum_loss": optimum, "tolerance": TOL,
         **{f"{n}: best_lr": best[n][0] for n in FIRST_ORDER},
         **{f"{n}: final_loss_minus_optimum": gap[n] for n in FIRST_ORDER},
@@ -135,9 +142,10 @@ def run(quick: bool, out_dir: str) -> Result:
         opt2 = min(_second_order("Newton-CG", SECOND_ORDER_BUDGET, x2, y2)[0])
         harsh = {n: _best_first_order(n, lrs, steps, x2, y2)[1][-1] - opt2 for n in FIRST_ORDER}
         measured["scales 0.01..10: final_loss_minus_optimum"] = harsh
-        notes.append("With feature scales 0.01..10 (condition number near 1e6), loss − optimum "
-                     "after the same steps: " + ", ".join(f"{n} {v:.1e}" for n, v in
-                                                          harsh.items()) + ".")
+        notes.append(f"With feature scales {feature_scales(0.01).min():g}.."
+                     f"{feature_scales(0.01).max():g} (condition number near 1e6), loss − "
+                     "optimum after the same steps: " + ", ".join(f"{n} {v:.1e}" for n, v in
+                                                                 harsh.items()) + ".")
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
@@ -149,7 +157,8 @@ def run(quick: bool, out_dir: str) -> Result:
                 "o-", ms=3, label=name)
     ax.axhline(TOL, color="k", ls=":", lw=1)
     ax.set(xscale="log", yscale="log", xlabel="iteration", ylabel="loss − optimum",
-           title="logistic regression, feature scales 0.1..10")
+           title=f"logistic regression, feature scales {feature_scales().min():g}.."
+                 f"{feature_scales().max():g}")
     ax.legend(fontsize=8)
     figure = save_figure(fig, out_dir, "e16_optimizers.png")
     summary = (f"After {steps} full-batch steps at each one's best learning rate, loss − optimum:"
@@ -157,7 +166,39 @@ def run(quick: bool, out_dir: str) -> Result:
                f"Adadelta {gap['Adadelta']:.1e}. Iterations to {TOL:g}: Newton-CG "
                f"{iters['Newton-CG']}, L-BFGS {iters['L-BFGS']}, best first-order "
                f"{fastest_first}{' (not reached)' if fastest_first == steps else ''}.")
-    return Result(measured, bool(holds), summary, figure, notes)
+    return Result(measured, bool(holds), summary, figure, notes, table=table(measured))
+
+
+def table(m: dict) -> list[tuple[str, str]]:
+    steps = m["steps"]
+
+    def iterations(name):
+        n = m[f"{name}: iterations_to_tolerance"]
+        budget = steps if name in FIRST_ORDER else SECOND_ORDER_BUDGET
+        return f"{name} {num(n)}" + (" (not reached)" if n == budget else "")
+
+    rows = [
+        ("problem", f"logistic regression, 1000 samples, feature scales {m['feature_scales']}; "
+         "float64, full batch"),
+        ("optimum loss (the lowest any method reached)", num(m["optimum_loss"], 10)),
+        ("best learning rate from the grid " + f"({m['lr_grid'][0]:g} … {m['lr_grid'][-1]:g})",
+         ", ".join(f"{n} {m[f'{n}: best_lr']:.2g}" for n in FIRST_ORDER)),
+        (f"loss − optimum after {num(steps)} steps",
+         ", ".join(f"{n} {sci(m[f'{n}: final_loss_minus_optimum'])}" for n in FIRST_ORDER)
+         + f" (adaptive: at least {m['min_advantage_over_sgd']:g} × below SGD)"),
+        (f"iterations to loss − optimum < {sci(m['tolerance'], 1)}",
+         ", ".join(iterations(n) for n in (*FIRST_ORDER, "Newton-CG", "L-BFGS"))),
+        ("loss evaluations to that point: Newton-CG / L-BFGS",
+         f"{m['Newton-CG: loss_evaluations_to_tolerance']} / "
+         f"{m['L-BFGS: loss_evaluations_to_tolerance']}"),
+        ("required of Newton-CG", f"at least {m['min_factor_fewer_iterations']:g} × fewer "
+         "iterations than the best first-order method (L-BFGS: fewer)"),
+    ]
+    harsh = m.get("scales 0.01..10: final_loss_minus_optimum")
+    if harsh:
+        rows.append(("feature scales 0.01 .. 10: loss − optimum after the same steps",
+                     ", ".join(f"{n} {sci(v)}" for n, v in harsh.items())))
+    return rows
 
 
 EXPERIMENT = Experiment(
@@ -166,4 +207,10 @@ EXPERIMENT = Experiment(
     "badly scaled problem they beat plain SGD, and second-order methods (Newton-CG, L-BFGS) "
     "converge in far fewer iterations.",
     "SGD: θ ← θ − λ g;  RMSprop: θ ← θ − λ g / √(E[g²] + ε);  Newton: θ ← θ − H⁻¹ g",
-    run)
+    run,
+    tex="\n".join((
+        r"\text{SGD: } \theta \leftarrow \theta - \lambda g",
+        r"\text{RMSprop: } \theta \leftarrow \theta - \frac{\lambda\, g}{\sqrt{\mathbb{E}[g^2]"
+        r" + \epsilon}}",
+        r"\text{Newton: } \theta \leftarrow \theta - H^{-1} g",
+    )))

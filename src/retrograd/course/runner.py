@@ -94,8 +94,9 @@ def run_course(out: str, quick: bool = False, only: list[str] | None = None,
                blas_threads: int | None = 1) -> list[dict]:
     """Run the selected experiments, write out/claims.json, one PNG each and out/report.html.
 
-    Returns the claims.json entries: id, number, claim, formula, measured, holds, summary,
-    figure, notes, seconds, error (None unless the experiment crashed).
+    Returns the claims.json entries: id, number, claim, formula, tex, measured, holds, summary,
+    figure, notes, table, condition, stepper, seconds, error (None unless the experiment
+    crashed).
     blas_threads: BLAS threads during the run (None: leave them alone). The experiments' matrices
     are small, and on a shared 2-core machine two BLAS threads collapsed: 50 full-batch steps of
     a 512x64 MLP took 3.2 s with two threads and 0.016 s with one (needs threadpoolctl).
@@ -127,7 +128,7 @@ class _blas_limited:
 
 def _run(out: str, quick: bool, only, log) -> list[dict]:
     from .. import random as _random
-    from ..train.job import check_writable
+    from ..train.run_folder import check_writable
     from .report import write_report
 
     log = log or (lambda message: None)
@@ -163,7 +164,7 @@ def _run(out: str, quick: bool, only, log) -> list[dict]:
 
 def _run_one(experiment: Experiment, quick: bool, out: str) -> dict:
     entry = {"id": experiment.id, "number": experiment.number, "claim": experiment.claim,
-             "formula": experiment.formula}
+             "formula": experiment.formula, "tex": experiment.tex}
     start = time.perf_counter()
     try:
         result = experiment.run(quick, out)
@@ -171,15 +172,19 @@ def _run_one(experiment: Experiment, quick: bool, out: str) -> dict:
             raise TypeError(f"run() returned a {type(result).__name__}, not a Result")
         if not isinstance(result.holds, (bool, np.bool_)):
             raise TypeError(f"Result.holds must be a bool, got {result.holds!r}")
-        if result.figure is not None and not os.path.isfile(os.path.join(out, result.figure)):
-            raise FileNotFoundError(f"the figure {result.figure!r} was not written to {out}")
+        for kind, name in (("figure", result.figure), ("stepper", result.stepper)):
+            if name is not None and not os.path.isfile(os.path.join(out, name)):
+                raise FileNotFoundError(f"the {kind} {name!r} was not written to {out}")
         entry.update(measured=to_json(result.measured), holds=bool(result.holds),
                      summary=str(result.summary), figure=result.figure,
-                     notes=[str(n) for n in result.notes], error=None)
+                     notes=[str(n) for n in result.notes],
+                     table=[[str(label), str(value)] for label, value in result.table],
+                     condition=str(result.condition), stepper=result.stepper, error=None)
     except Exception as exc:  # noqa: BLE001 - a crash is recorded as a claim that does not hold
         lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
         entry.update(measured={}, holds=False, summary=f"crashed: {type(exc).__name__}: {exc}",
-                     figure=None, notes=[], error="".join(lines[-6:]))
+                     figure=None, notes=[], table=[], condition="", stepper=None,
+                     error="".join(lines[-6:]))
     entry["seconds"] = round(time.perf_counter() - start, 3)
     return entry
 

@@ -9,20 +9,27 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import DataError
+
 
 @dataclass
 class Split:
-    """A dataset with its fixed train/test split (float32 features, int64 labels)."""
+    """A dataset with its fixed train/test split (float32 features, int64 labels).
+
+    class_names: the name of each class index when the labels were names (a CSV's `cat`,
+    `dog`: sorted, so class 0 is `cat`), None when they were integers."""
 
     name: str
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    class_names: list[str] | None = None
 
     def __post_init__(self):
         self.x_train = np.ascontiguousarray(self.x_train, dtype=np.float32)
@@ -36,16 +43,60 @@ class Split:
 
     @property
     def n_classes(self) -> int:
+        if self.class_names is not None:
+            return len(self.class_names)
         return int(max(self.y_train.max(initial=-1), self.y_test.max(initial=-1))) + 1
 
 
+def n_split_rows(fraction: float, n: int) -> int:
+    """Rows of a class of n that stratified_split puts in the split of that fraction."""
+    return int(round(fraction * n))
+
+
+def min_rows_per_class(fraction: float) -> int:
+    """The fewest rows a class needs so that stratified_split leaves it at least one row on
+    each side: smallest n with 1 <= round(fraction * n) <= n - 1 (3 for 0.2)."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"a split fraction must be in (0, 1), got {fraction}")
+    # both sides need about 0.5 / side rows to round to one; start just below, step up
+    n = max(2, int(0.5 / min(fraction, 1 - fraction)) - 1)
+    while not 1 <= n_split_rows(fraction, n) <= n - 1:
+        n += 1
+    return n
+
+
+def check_split_sizes(y: np.ndarray, fraction: float, where: str, split: str = "test",
+                      class_names: list[str] | None = None) -> None:
+    """Refuse (DataError, one line with the sizes) a stratified split of labels y that would
+    leave some class without a row in the split or in the rest.
+
+    Why every class, not only a non-empty split: a class absent from the test split has no
+    recall (balanced accuracy and per-class metrics would report a metric of zero rows), and
+    one absent from training cannot be learned. scikit-learn's stratified train_test_split
+    refuses a class of one member for the same reason."""
+    need = min_rows_per_class(fraction)
+    classes, counts = np.unique(np.asarray(y), return_counts=True)
+    short = [(int(c), int(n)) for c, n in zip(classes, counts, strict=True)
+             if not 1 <= n_split_rows(fraction, n) <= n - 1]
+    if not short:
+        return
+    c, n = min(short, key=lambda t: t[1])
+    k = n_split_rows(fraction, n)
+    label = repr(class_names[c]) if class_names is not None else str(c)
+    more = f" ({len(short)} classes are that small)" if len(short) > 1 else ""
+    raise DataError(f"{where}: {len(y)} rows; class {label} has {n}, which a {fraction:g} "
+                    f"{split} split divides into {n - k} + {k}{more}; every class needs at "
+                    f"least {need} rows so that both sides hold it")
+
+
 def stratified_split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int):
-    """Indices of a test split holding test_fraction of every class (rounded), seeded."""
+    """Indices of a test split holding test_fraction of every class (rounded), seeded.
+    Callers check the sizes first with check_split_sizes (a class may get no row)."""
     rng = np.random.default_rng(seed)
     test = []
     for c in np.unique(y):
         members = rng.permutation(np.flatnonzero(y == c))
-        test.append(members[:int(round(test_fraction * len(members)))])
+        test.append(members[:n_split_rows(test_fraction, len(members))])
     test = np.sort(np.concatenate(test))
     train = np.setdiff1d(np.arange(len(y)), test)
     return x[train], y[train], x[test], y[test]
@@ -60,7 +111,15 @@ def digits() -> Split:
 
 
 def mnist1d() -> Split:
-    """MNIST-1D generated offline by its package: 4000 train / 1000 test, 40 features."""
+    """MNIST-1D generated offline by its package: 4000 train / 1000 test, 40 features (a fresh
+    copy each call; generated once per process)."""
+    x, y, x_test, y_test = _mnist1d_arrays()
+    return Split("mnist1d", x.copy(), y.copy(), x_test.copy(), y_test.copy())
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist1d_arrays():
+    """The generation takes about 2 s and is deterministic: done once per process."""
     from mnist1d.data import get_dataset_args, make_dataset
 
     state = np.random.get_state()  # mnist1d seeds NumPy's global generator; leave it as it was
@@ -68,7 +127,7 @@ def mnist1d() -> Split:
         data = make_dataset(get_dataset_args())
     finally:
         np.random.set_state(state)
-    return Split("mnist1d", data["x"], data["y"], data["x_test"], data["y_test"])
+    return data["x"], data["y"], data["x_test"], data["y_test"]
 
 
 def spirals(n_samples: int = 1000, n_classes: int = 2, noise: float = 0.2,
@@ -91,8 +150,9 @@ def spirals(n_samples: int = 1000, n_classes: int = 2, noise: float = 0.2,
         xs.append(arm + noise * 0.1 * rng.standard_normal((n, 2)))
         ys.append(np.full(n, c))
     name = "spirals" if class_ratio is None else "imbalanced-spirals"
-    return Split(name, *stratified_split(np.concatenate(xs), np.concatenate(ys), test_fraction,
-                                         seed))
+    y = np.concatenate(ys)
+    check_split_sizes(y, test_fraction, f"{name}(n_samples={n_samples})")
+    return Split(name, *stratified_split(np.concatenate(xs), y, test_fraction, seed))
 
 
 def imbalanced_spirals(minority: float = 0.05, n_samples: int = 2000, seed: int = 0) -> Split:

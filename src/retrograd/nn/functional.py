@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
+import numpy as _np
 
 from .. import random as _random
 from ..ops import PRIMITIVES
@@ -82,12 +82,12 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     if p == 1:
         return input * 0
     keep = _random.generator().random(input.shape, dtype=input.dtype) >= p
-    return input * (keep * np.asarray(1 / (1 - p), dtype=input.dtype))
+    return input * (keep * _np.asarray(1 / (1 - p), dtype=input.dtype))
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     """int64 one-hot encoding, shape tensor.shape + (num_classes,), as torch's one_hot."""
-    labels = tensor._data if isinstance(tensor, Tensor) else np.asarray(tensor)
+    labels = tensor._data if isinstance(tensor, Tensor) else _np.asarray(tensor)
     if labels.dtype.kind not in "iu":
         raise TypeError(f"one_hot: labels must be integers, got dtype {labels.dtype}")
     if num_classes == -1:
@@ -95,4 +95,4 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         bad = labels[(labels < 0) | (labels >= num_classes)].flat[0]
         raise ValueError(f"one_hot: class index {bad} is outside [0, {num_classes})")
-    return _wrap((labels[..., None] == np.arange(num_classes)).astype(np.int64))
+    return _wrap((labels[..., None] == _np.arange(num_classes)).astype(_np.int64))

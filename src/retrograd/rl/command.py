@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..argtypes import finite_float
 from .job import RLConfig
 
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 PLAY_EPISODES = 10
 # training options: None on the command line means "the default", and is an error with --play
 _TRAINING = ("env", "gamma", "lr", "hidden", "activation", "dropout", "returns", "baseline",
@@ -31,19 +33,20 @@ def register(subparsers) -> None:
                     "on a discrete-action gymnasium environment, or play a saved one.")
     p.add_argument("--env", default=None, metavar="ENV_ID",
                    help="gymnasium id: CartPole-v1, Acrobot-v1, MountainCar-v0, "
-                        "LunarLander-v3 (with gymnasium[box2d]), ...")
+                        "LunarLander-v3 (with gymnasium[box2d]), ... (default: none; "
+                        "required to train)")
     p.add_argument("--episodes", type=int, default=None, metavar="N",
                    help=f"episodes to train (default {d.episodes}) or to play "
                         f"(default {PLAY_EPISODES})")
-    p.add_argument("--gamma", type=float, default=None, metavar="G",
+    p.add_argument("--gamma", type=finite_float, default=None, metavar="G",
                    help=f"discount in [0, 1] (default {d.gamma})")
-    p.add_argument("--lr", type=float, default=None, metavar="LR",
+    p.add_argument("--lr", type=finite_float, default=None, metavar="LR",
                    help=f"Adam learning rate (default {d.lr})")
     p.add_argument("--hidden", type=int, nargs="+", default=None, metavar="H",
                    help=f"hidden layer sizes (default {' '.join(map(str, d.hidden))})")
     p.add_argument("--activation", default=None, metavar="relu|tanh",
                    help=f"(default {d.activation})")
-    p.add_argument("--dropout", type=float, default=None, metavar="P",
+    p.add_argument("--dropout", type=finite_float, default=None, metavar="P",
                    help=f"dropout after each hidden layer (default {d.dropout})")
     p.add_argument("--returns", default=None, metavar="reward_to_go|total",
                    help=f"each step's weight: the discounted reward from that step on, or the "
@@ -52,18 +55,23 @@ def register(subparsers) -> None:
                    help=f"subtracted from the weights (default {d.baseline})")
     p.add_argument("--no-normalize", action="store_true",
                    help="do not standardize the weights")
-    p.add_argument("--entropy-coef", type=float, default=None, metavar="C",
+    p.add_argument("--entropy-coef", type=finite_float, default=None, metavar="C",
                    help=f"entropy bonus (default {d.entropy_coef})")
-    p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="seed of the weights and the environment (default 0)")
     p.add_argument("--out", default=None, metavar="DIR",
-                   help="output folder (default: runs/rl-<env>-<time>)")
+                   help="output folder (default: a new runs/rl-<env>-<time> folder); an "
+                        "existing run is never replaced unless --overwrite")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (default: refuse)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--play", default=None, metavar="DIR",
-                   help="run the policy saved in DIR and report its mean return")
+                   help="run the policy saved in DIR and report its mean return (default: "
+                        "train instead)")
     p.add_argument("--greedy", action="store_true",
                    help="with --play: take the most probable action instead of sampling")
     p.add_argument("--gif", default=None, metavar="FILE",
-                   help="with --play: write an animation of the first episode")
+                   help="with --play: write an animation of the first episode (default: none)")
     p.set_defaults(handler=handle)
 
 
@@ -77,7 +85,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.env is None:
         raise ValueError("--env ENV_ID is required (or --play DIR)")
     config = RLConfig(seed=args.seed, normalize=not args.no_normalize,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, overwrite=args.overwrite)
     for name in _TRAINING + ("episodes",):
         value = getattr(args, name)
         if value is not None:
@@ -92,15 +100,18 @@ def handle(args: argparse.Namespace) -> int:
     print(f"{config.env}: {status}; mean return of the last 50 episodes "
           f"{result['mean_return_last_50']:.1f}; {result['episodes']} episodes in "
           f"{result['seconds']:.1f} s; run folder {result['out']}")
-    return EXIT_INTERRUPTED if result["stopped"] == "interrupted" else 0
+    if result["stopped"] == "interrupted":
+        return EXIT_TERMINATED if result["signal"] == "SIGTERM" else EXIT_INTERRUPTED
+    return 0
 
 
 def _play(args: argparse.Namespace) -> int:
     for name in _TRAINING:
         if name != "env" and getattr(args, name) is not None:
             raise ValueError(f"--{name.replace('_', '-')} applies to training, not --play")
-    if args.no_normalize:
-        raise ValueError("--no-normalize applies to training, not --play")
+    for flag in ("no_normalize", "overwrite"):
+        if getattr(args, flag):
+            raise ValueError(f"--{flag.replace('_', '-')} applies to training, not --play")
     from .job import play
 
     result = play(args.play, PLAY_EPISODES if args.episodes is None else args.episodes,

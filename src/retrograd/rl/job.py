@@ -9,8 +9,8 @@ raised as ValueError naming the bad value.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -20,7 +20,8 @@ import numpy as np
 from .. import optim
 from .. import random as _random
 from ..train import checkpoint as ckpt
-from ..train.job import check_writable
+from ..train.interrupts import Terminated
+from ..train.run_folder import RunFolder, check_writable
 from .envs import env_sizes, make_env, reward_threshold, run_episode
 from .policy import ACTIVATIONS, CategoricalPolicy, mlp
 from .reinforce import BASELINES, REINFORCE, RETURNS
@@ -52,6 +53,7 @@ class RLConfig:
     seed: int = 0
     out: str | None = None
     progress: bool = True
+    overwrite: bool = False  # replace a run already in `out`
 
     def validate(self) -> None:
         """ValueError naming the first bad option (the environment is checked by make_env)."""
@@ -59,8 +61,8 @@ class RLConfig:
             raise ValueError(f"--episodes must be a positive integer, got {self.episodes}")
         if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"--gamma must be in [0, 1], got {self.gamma}")
-        if not self.lr > 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"--lr must be a finite number > 0, got {self.lr}")
         if not self.hidden or any(not isinstance(h, int) or h <= 0 for h in self.hidden):
             raise ValueError(f"--hidden: layer sizes must be positive integers, got "
                              f"{self.hidden}")
@@ -72,8 +74,9 @@ class RLConfig:
                                  f"{', '.join(allowed)})")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if not self.entropy_coef >= 0:
-            raise ValueError(f"--entropy-coef must be >= 0, got {self.entropy_coef}")
+        if not (self.entropy_coef >= 0 and math.isfinite(self.entropy_coef)):
+            raise ValueError(f"--entropy-coef must be a finite number >= 0, got "
+                             f"{self.entropy_coef}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"--seed must be a non-negative integer, got {self.seed}")
 
@@ -103,11 +106,6 @@ def default_agent(env) -> REINFORCE:
     return build_agent(RLConfig(), env)
 
 
-def _default_out(env_id: str) -> str:
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return os.path.join("runs", f"rl-{env_id}-{stamp}")
-
-
 def _write_text(path: str, text: str) -> None:
     ckpt.atomic_write(path, lambda f: f.write(text.encode()))
 
@@ -115,12 +113,23 @@ def _write_text(path: str, text: str) -> None:
 def run(config: RLConfig) -> dict:
     """Train and write the run folder; returns the metrics written to metrics.json."""
     config.validate()
+    folder = RunFolder(config.out, f"rl-{config.env}", exists_ok=config.overwrite)
     env = make_env(config.env)
-    out = config.out or _default_out(config.env)
-    check_writable(out)
-    # every input is valid now: create the folder before training, so that a folder that cannot
-    # be created fails in a second, not after the whole run
-    os.makedirs(out, exist_ok=True)
+    try:
+        # every input is valid now: create the folder before training, so that a folder that
+        # cannot be created fails in a second, not after the whole run
+        folder.create()
+        if config.overwrite:
+            folder.remove_run_files()
+        result = _train(config, env, folder)
+    except BaseException:
+        folder.discard()  # a run that failed or kept nothing leaves no folder behind
+        raise
+    result["out"] = folder.path
+    return result
+
+
+def _train(config: RLConfig, env, folder: RunFolder) -> dict:
     _random.manual_seed(config.seed)
     agent = build_agent(config, env)
     threshold = reward_threshold(env)
@@ -136,11 +145,12 @@ def run(config: RLConfig) -> dict:
             bar.update(1)
             bar.set_postfix(ret=f"{r:.0f}", running=f"{running[0]:.1f}", refresh=False)
 
-    stopped, t0 = "completed", time.perf_counter()
+    stopped, signal, t0 = "completed", None, time.perf_counter()
     try:
         agent.train(env, config.episodes, seed=config.seed, callback=on_episode)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         stopped = "interrupted"  # keep what was learned: the folder is written below
+        signal = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
     finally:
         if bar is not None:
             bar.close()
@@ -158,16 +168,20 @@ def run(config: RLConfig) -> dict:
         "mean_return_last_50": float(np.mean(returns[-50:])),
         "seconds": seconds,
         "stopped": stopped,
+        "signal": signal,
         "config": config.to_dict(),
     }
-    save_policy(out, agent.policy, config, env)
-    _write_text(os.path.join(out, "metrics.json"), json.dumps(result, indent=2))
-    from .plots import plot_returns
 
-    plot_returns(returns, threshold, os.path.join(out, "returns.png"),
-                 f"{config.env}: REINFORCE, MLP {config.hidden}, returns={config.returns}, "
-                 f"baseline={config.baseline}")
-    result["out"] = out
+    def write(staging: str) -> None:
+        from .plots import plot_returns
+
+        save_policy(staging, agent.policy, config, env)
+        _write_text(os.path.join(staging, "metrics.json"), json.dumps(result, indent=2))
+        plot_returns(returns, threshold, os.path.join(staging, "returns.png"),
+                     f"{config.env}: REINFORCE, MLP {config.hidden}, returns={config.returns}, "
+                     f"baseline={config.baseline}")
+
+    folder.write_results(write)
     return result
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..train.checkpoint import atomic_write
-from ..train.plots import _pyplot, _save
+from ..train.plots import pyplot, save_figure
 from .returns import running_returns, solved_at
 
 
@@ -14,7 +14,7 @@ def plot_returns(returns: list[float], threshold: float | None, path: str,
                  title: str = "") -> None:
     """Each episode's return, the running return (0.05 R + 0.95 running), the threshold and
     the episode at which the running return reached it."""
-    plt = _pyplot()
+    plt = pyplot()
     episodes = np.arange(1, len(returns) + 1)
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.plot(episodes, returns, color="tab:blue", alpha=0.35, linewidth=0.8,
@@ -34,7 +34,7 @@ def plot_returns(returns: list[float], threshold: float | None, path: str,
     ax.legend(loc="best", fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def write_gif(frames: list[np.ndarray], path: str, fps: float = 30, max_frames: int = 300,

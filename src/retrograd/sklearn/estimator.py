@@ -59,8 +59,9 @@ class MLPClassifier(TrainingMixin, ClassifierMixin, BaseEstimator):
 
     loss : {'cross-entropy', 'focal', 'mse'}, default='cross-entropy'
         Per-sample loss on the softmax output: cross-entropy, the multi-class focal loss
-        -(1 - p_y)^gamma log p_y, or the mean squared error between the softmax probabilities
-        and the one-hot target.
+        -(1 - p_y)^gamma log p_y, or the course's squared error between the softmax
+        probabilities and the one-hot target, summed over the classes. The same functions as
+        `retrograd train --loss` (retrograd.registry.LOSSES).
     label_smoothing : float in [0, 1], default=0.0
         torch's convention: the target is (1 - eps) one_hot + eps / n_classes (cross-entropy
         and mse; not focal).

@@ -14,34 +14,23 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from .. import functions as _functions
-from .. import optim
+from .. import optim, registry
 from ..data import DataLoader, TensorDataset
-from ..nn import functional as F
-from ..targets import one_hot, smooth
+from ..train.callbacks import Callback
+from ..train.fit import fit
 
 
 class TrainingMixin:
     """MLPClassifier's fitting loops; they read the estimator's hyperparameters from self."""
 
     def _batch_loss(self, out, target, weight=None, weight_sum=None):
-        """The batch's mean loss: plain, or weighted by per-sample weights and divided by
-        their sum (reduction='none' losses times the weights)."""
-        reduction = "mean" if weight is None else "none"
-        if self.loss == "cross-entropy":
-            loss = F.cross_entropy(out, target, reduction=reduction,
-                                   label_smoothing=float(self.label_smoothing))
-        elif self.loss == "focal":
-            loss = F.focal_loss(out, target, gamma=float(self.gamma), reduction=reduction)
-        else:
-            t = one_hot(target.numpy(), out.shape[1], dtype=out.dtype)
-            if self.label_smoothing:
-                t = smooth(t, float(self.label_smoothing))
-            loss = F.mse_loss(out.softmax(1), t, reduction="none").mean(1)
-            if weight is None:
-                loss = loss.mean()
+        """The batch's mean loss (the registry's, shared with `retrograd train`): plain, or
+        weighted by per-sample weights and divided by their sum."""
+        loss_fn = registry.LOSSES[self.loss]
+        options = {"label_smoothing": float(self.label_smoothing), "gamma": float(self.gamma)}
         if weight is None:
-            return loss
-        return (loss * weight).sum() / weight_sum
+            return loss_fn(out, target, **options)
+        return (loss_fn(out, target, reduction="none", **options) * weight).sum() / weight_sum
 
     def _penalty(self, linears, weight_sum: float) -> float:
         """scikit-learn's L2 term of the batch loss: 0.5 alpha sum ||W||^2 / weight_sum."""
@@ -56,10 +45,12 @@ class TrainingMixin:
     def _make_optimizer(self, module):
         params = list(module.parameters())
         if self.solver == "adam":
-            return optim.Adam(params, lr=self.learning_rate_init,
-                              betas=(self.beta_1, self.beta_2), eps=self.epsilon)
-        return optim.SGD(params, lr=self.learning_rate_init, momentum=self.momentum,
-                         nesterov=bool(self.nesterovs_momentum and self.momentum > 0))
+            return registry.make_optimizer("adam", params, lr=self.learning_rate_init,
+                                           betas=(self.beta_1, self.beta_2), eps=self.epsilon)
+        return registry.make_optimizer("sgd", params, lr=self.learning_rate_init,
+                                       momentum=self.momentum,
+                                       nesterov=bool(self.nesterovs_momentum and
+                                                     self.momentum > 0))
 
     def _fit_stochastic(self, X, labels, weights, incremental: bool, rng) -> None:
         module, linears = self._build()
@@ -91,70 +82,31 @@ class TrainingMixin:
         loader = DataLoader(TensorDataset(*arrays), batch_size=batch_size,
                             shuffle=bool(self.shuffle), generator=rng)
 
-        self.n_iter_ = 0
-        try:
-            for _ in range(self.max_iter):
-                accumulated = 0.0
-                for batch in loader:
-                    accumulated += self._step(module, linears, opt, batch) * len(batch[0])
-                self.n_iter_ += 1
-                self.loss_ = accumulated / n_samples
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-                self._update_no_improvement_count(linears, x_val, y_val, w_val)
-                if self.solver == "sgd" and self.learning_rate == "invscaling":
-                    _set_lr(opt, self.learning_rate_init / (self.t_ + 1) ** self.power_t)
-                if self._no_improvement_count > self.n_iter_no_change:
-                    what = "Validation score" if early_stopping else "Training loss"
-                    msg = (f"{what} did not improve more than tol={self.tol:f} for "
-                           f"{self.n_iter_no_change} consecutive epochs.")
-                    if self._trigger_stopping(opt, msg):
-                        break
-                    self._no_improvement_count = 0
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                                  "reached and the optimization hasn't converged yet.",
-                                  ConvergenceWarning, stacklevel=4)
-        except KeyboardInterrupt:
+        epochs = _Epochs(self, linears, opt, (x_val, y_val, w_val), n_samples, incremental)
+        history = fit(module, self._loop_loss, opt, loader, 1 if incremental else self.max_iter,
+                      progress=False, callbacks=[epochs])
+        if history.stopped == "interrupted":
             warnings.warn("Training interrupted by user.", stacklevel=4)
+        elif history.stopped == "completed" and not incremental and \
+                self.n_iter_ == self.max_iter and not epochs.converged:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                          "reached and the optimization hasn't converged yet.",
+                          ConvergenceWarning, stacklevel=4)
+        if history.stopped == "non-finite":
+            raise ValueError(f"Solver produced non-finite parameter weights: {history.message}. "
+                             "The input data may contain large values and need to be "
+                             "preprocessed.")
         self._store(linears)
         self._optimizer_state = opt.state_dict()
         if early_stopping and getattr(self, "_best_coefs", None) is not None:
             self.coefs_, self.intercepts_ = self._best_coefs, self._best_intercepts
         self._best_coefs = self._best_intercepts = None
 
-    def _step(self, module, linears, opt, batch) -> float:
-        """One optimizer step on a batch; returns the batch loss with the L2 term."""
-        if len(batch) == 3:
-            xb, yb, wb = batch
-            weight_sum = float(wb.numpy().sum(dtype=np.float64))
-            if weight_sum <= 0:  # every sample of the batch has weight 0: nothing to learn
-                return 0.0
-            loss = self._batch_loss(module(xb), yb, wb, weight_sum)
-        else:
-            xb, yb = batch
-            weight_sum = float(len(yb))
-            loss = self._batch_loss(module(xb), yb)
-        value = float(loss.item()) + self._penalty(linears, weight_sum)
-        opt.zero_grad()
-        loss.backward()
-        if self.alpha:  # scikit-learn's L2 gradient alpha W / weight_sum, added in place
-            decay = self.alpha / weight_sum
-            for lin in linears:
-                lin.weight.grad.add_(lin.weight, alpha=decay)
-        if self.solver == "adam":
-            # scikit-learn adds epsilon to sqrt(v) before the bias correction sqrt(1 - b2^t);
-            # torch's rule adds it after: this epsilon makes the two updates the same
-            t = opt.state.get(linears[0].weight, {}).get("step", 0) + 1
-            eps = self.epsilon / math.sqrt(1.0 - self.beta_2 ** t)
-            for group in opt.param_groups:
-                group["eps"] = eps
-        opt.step()
-        return value
+    def _loop_loss(self, out, yb, wb=None):
+        """The training loop's loss of a batch (x, y) or (x, y, sample weights)."""
+        if wb is None:
+            return self._batch_loss(out, yb)
+        return self._batch_loss(out, yb, wb, _weight_sum(wb))
 
     def _update_no_improvement_count(self, linears, x_val, y_val, w_val) -> None:
         """scikit-learn's convergence bookkeeping, after each epoch."""
@@ -246,3 +198,68 @@ def _set_lr(opt, lr: float) -> None:
                 if buf is not None:
                     buf *= old / lr
 
+
+def _weight_sum(wb) -> float:
+    return float(wb.numpy().sum(dtype=np.float64))
+
+
+class _Epochs(Callback):
+    """scikit-learn's bookkeeping around the shared training loop: its L2 term, its Adam
+    epsilon, and per epoch n_iter_, t_, loss_curve_, the no-improvement count, the invscaling
+    and adaptive learning rates and the stopping rule."""
+
+    def __init__(self, est, linears, opt, validation, n_samples: int, incremental: bool):
+        self.est, self.linears, self.opt = est, linears, opt
+        self.validation, self.n_samples, self.incremental = validation, n_samples, incremental
+        self.accumulated = 0.0
+        self.converged = False
+        est.n_iter_ = 0
+
+    def _weight_sum(self, loop) -> float:
+        batch = loop.batch
+        return _weight_sum(batch[2]) if len(batch) == 3 else float(len(batch[1]))
+
+    def on_batch_begin(self, loop) -> None:
+        # every sample of the batch has weight 0: nothing to learn from it
+        loop.skip_batch = len(loop.batch) == 3 and self._weight_sum(loop) <= 0
+
+    def on_after_backward(self, loop) -> None:
+        est = self.est
+        # the L2 term of the batch's loss, of the weights before this step updates them
+        self.penalty = est._penalty(self.linears, self._weight_sum(loop))
+        if est.alpha:  # scikit-learn's L2 gradient alpha W / weight_sum, added in place
+            decay = est.alpha / self._weight_sum(loop)
+            for lin in self.linears:
+                lin.weight.grad.add_(lin.weight, alpha=decay)
+        if est.solver == "adam":
+            # scikit-learn adds epsilon to sqrt(v) before the bias correction sqrt(1 - b2^t);
+            # torch's rule adds it after: this epsilon makes the two updates the same
+            t = self.opt.state.get(self.linears[0].weight, {}).get("step", 0) + 1
+            eps = est.epsilon / math.sqrt(1.0 - est.beta_2 ** t)
+            for group in self.opt.param_groups:
+                group["eps"] = eps
+
+    def on_batch_end(self, loop) -> None:
+        self.accumulated += (loop.loss_value + self.penalty) * len(loop.batch[0])
+
+    def on_epoch_end(self, loop) -> None:
+        est, opt = self.est, self.opt
+        est.n_iter_ += 1
+        est.loss_ = self.accumulated / self.n_samples
+        self.accumulated = 0.0
+        est.t_ += self.n_samples
+        est.loss_curve_.append(est.loss_)
+        if est.verbose:
+            print(f"Iteration {est.n_iter_}, loss = {est.loss_:.8f}")
+        est._update_no_improvement_count(self.linears, *self.validation)
+        if est.solver == "sgd" and est.learning_rate == "invscaling":
+            _set_lr(opt, est.learning_rate_init / (est.t_ + 1) ** est.power_t)
+        if est._no_improvement_count > est.n_iter_no_change:
+            what = "Validation score" if est.early_stopping else "Training loss"
+            msg = (f"{what} did not improve more than tol={est.tol:f} for "
+                   f"{est.n_iter_no_change} consecutive epochs.")
+            if est._trigger_stopping(opt, msg):
+                self.converged = True
+                loop.stop = "completed"
+                return
+            est._no_improvement_count = 0

@@ -1,12 +1,24 @@
-"""retrograd.train: the training loop, metrics and checkpoints."""
+"""retrograd.train: the training loop (fit, callbacks), the main job (TrainConfig, run),
+trained runs (load_run), metrics and checkpoints."""
 
+from .callbacks import (
+    Callback,
+    EarlyStopping,
+    GradientClipping,
+    LambdaCallback,
+    LRSchedule,
+    ProgressBar,
+)
 from .checkpoint import (
+    CheckpointError,
     load_checkpoint,
     load_safetensors,
     save_checkpoint,
     save_safetensors,
 )
-from .fit import History, evaluate, fit
+from .config import TrainConfig
+from .fit import History, Loop, evaluate, fit
+from .job import run
 from .metrics import (
     accuracy,
     balanced_accuracy,
@@ -17,3 +29,4 @@ from .metrics import (
     nll,
     per_class_recall,
 )
+from .saved_run import SavedRun, load_run

@@ -1,23 +1,33 @@
-"""The training loop: epochs of mini-batch steps with a progress bar, validation, early
-stopping, gradient clipping, a learning-rate schedule, and a guard against NaN / inf losses
-that stops with advice and keeps the last good weights."""
+"""The training loop: THE one loop that the command line, the scikit-learn estimator and the
+course all run. Epochs of mini-batch steps, validation, and callbacks (callbacks.py) for
+everything else: schedules, clipping, early stopping, progress, checkpoints.
+
+Guards that are always on: a non-finite loss or gradient stops training before the optimizer
+writes it into the weights, and the weights of the last finished epoch are kept (weights that
+are not finite are never snapshotted, so never checkpointed); Ctrl-C and SIGTERM stop after the
+current step with those same weights.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..grad_mode import no_grad
-from ..nn.utils import clip_grad_norm_
-from ..optim.lr_scheduler import ReduceLROnPlateau
 from ..tensor import Tensor, _wrap
+from . import interrupts
+from .callbacks import (
+    Callback,
+    EarlyStopping,
+    GradientClipping,
+    LambdaCallback,
+    LRSchedule,
+    ProgressBar,
+)
 
 
 @dataclass
@@ -26,9 +36,11 @@ class History:
     val_accuracy, lr, seconds) and why training stopped."""
 
     epochs: list[dict] = field(default_factory=list)
-    stopped: str = "completed"  # completed | early-stopping | non-finite-loss | interrupted
+    # completed | early-stopping | non-finite | interrupted
+    stopped: str = "completed"
     message: str = ""
     best_epoch: int | None = None
+    signal: str | None = None  # SIGINT or SIGTERM when interrupted
 
     def column(self, key: str) -> list:
         return [e.get(key) for e in self.epochs]
@@ -37,6 +49,8 @@ class History:
 def evaluate(model, loss_fn: Callable, x: np.ndarray, y: np.ndarray,
              batch_size: int = 1024) -> tuple[float, float, np.ndarray]:
     """(mean loss, accuracy, logits) of the model on (x, y), in eval mode, without a graph."""
+    if len(x) == 0:
+        raise ValueError("evaluate: no rows to evaluate")
     was_training = model.training
     model.eval()
     logits, total = [], 0.0
@@ -47,142 +61,241 @@ def evaluate(model, loss_fn: Callable, x: np.ndarray, y: np.ndarray,
             total += float(loss_fn(out, yb).item()) * len(xb)
             logits.append(out.numpy())
     model.train(was_training)
-    logits = np.concatenate(logits) if logits else np.zeros((0, 0))
-    accuracy = float(np.mean(logits.argmax(axis=1) == y)) if len(y) else float("nan")
-    return total / max(len(x), 1), accuracy, logits
+    logits = np.concatenate(logits)
+    accuracy = float(np.mean(logits.argmax(axis=1) == y))
+    return total / len(x), accuracy, logits
+
+
+class Loop:
+    """Where training is; what every callback hook receives."""
+
+    def __init__(self, model, loss_fn, optimizer, loader, epochs, start_epoch, history,
+                 callbacks, collective=None):
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.collective = collective  # train/collective.py under MPI, else None
+        self.loader, self.epochs, self.start_epoch = loader, epochs, start_epoch
+        self.history, self.callbacks = history, callbacks
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.epoch = start_epoch
+        self.step = 0  # optimizer steps in this call
+        self.batch = self.out = self.loss = None
+        self.loss_value = math.nan
+        self.seen = 0
+        self.loss_sum = 0.0
+        self.correct = 0
+        self.record: dict = {}
+        self.skip_batch = False
+        self.stop: str | None = None  # set by a callback (or the guards) to end training
+        self.stopped = "completed"
+        self.message = ""
+        self.last_good = self.snapshot()
+        self._zeros: dict = {}
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """A copy of the model's state (parameters and buffers)."""
+        return {k: v.numpy().copy() for k, v in self.model.state_dict().items()}
+
+    def restore_last_good(self) -> None:
+        self.model.load_state_dict(self.last_good)
+
+    def all_finite(self, arrays: Iterable[np.ndarray]) -> bool:
+        """Whether every element of every array is finite: one BLAS dot with zeros per array
+        (0 * x is 0 for finite x and NaN for inf or NaN; it cannot overflow like a sum of
+        squares, and it reads each array once)."""
+        total = 0.0
+        with np.errstate(invalid="ignore"):
+            for a in arrays:
+                flat = a.ravel(order="K")  # a view of a contiguous array in either order
+                zeros = self._zeros.get(a.dtype)
+                if zeros is None or zeros.size < flat.size:
+                    zeros = self._zeros[a.dtype] = np.zeros(flat.size, a.dtype)
+                total += float(np.dot(flat, zeros[:flat.size]))
+        return total == 0.0
+
+    def hook(self, name: str) -> None:
+        """Call every callback's `name` hook with this loop."""
+        for callback in self.callbacks:
+            getattr(callback, name)(self)
+
+    def _halt(self, reason: str, message: str) -> None:
+        """Stop now with the weights of the last finished epoch."""
+        self.restore_last_good()
+        self.stopped, self.message = reason, message
+
+    def halt_on_loss(self, step: int, value: float) -> None:
+        self._halt("non-finite", f"the loss became {value} at epoch {self.epoch}, step {step}: "
+                   f"training stopped and {self._kept()}; try a lower learning rate (now "
+                   f"{self.optimizer.param_groups[0]['lr']:g})")
+
+    def halt_on_gradient(self, step: int, value: float) -> None:
+        self._halt("non-finite", f"a gradient became NaN or infinite at epoch {self.epoch}, "
+                   f"step {step} (the loss was finite, {value:.6g}): training stopped before "
+                   f"the update and {self._kept()}")
+
+    def gradients_finite(self) -> bool:
+        return self.all_finite(p.grad.numpy() for p in self.params if p.grad is not None)
+
+    def _kept(self) -> str:
+        done = self.epoch - 1
+        return f"the weights of epoch {done} were kept" if done > 0 else \
+            "the initial weights were kept (no epoch finished)"
+
+    def run(self, validation, check_finite: bool, max_steps: int | None) -> None:
+        if self.collective is None:
+            self._run(validation, check_finite, max_steps)
+            return
+        # under MPI a signal must not raise where it lands (interrupts.py): the ranks agree
+        with interrupts.stop_requests():
+            self._run(validation, check_finite, max_steps)
+
+    def _run(self, validation, check_finite: bool, max_steps: int | None) -> None:
+        self.hook("on_train_begin")
+        try:
+            for epoch in range(self.start_epoch + 1, self.epochs + 1):
+                self.epoch = epoch
+                if not self._run_epoch(check_finite, max_steps):
+                    return  # halted by a guard: no record for this epoch
+                self._end_epoch(validation)
+                if self.collective is not None:
+                    self.collective.end_epoch()  # a stop request on any rank: all raise
+                if self.stop is not None:
+                    if self.stop != "max-steps":
+                        self.stopped = self.stop
+                    return
+        except KeyboardInterrupt as exc:
+            self.restore_last_good()
+            self.stopped = "interrupted"
+            self.history.signal = "SIGTERM" if isinstance(exc, interrupts.Terminated) \
+                else "SIGINT"
+            self.message = (f"interrupted ({self.history.signal}): "
+                            f"{self._kept().replace('were kept', 'are kept')}")
+        finally:
+            self.hook("on_train_end")
+
+    def _run_epoch(self, check_finite: bool, max_steps: int | None) -> bool:
+        """One epoch of steps; False when a guard halted training."""
+        self.model.train()
+        self.hook("on_epoch_begin")
+        self.seen, self.loss_sum, self.correct = 0, 0.0, 0
+        self._t0 = time.perf_counter()
+        for step, batch in enumerate(self.loader, start=1):
+            self.batch, self.skip_batch = batch, False
+            self.hook("on_batch_begin")
+            if self.collective is not None:
+                # every rank takes every step; decisions on global sums (collective.py)
+                stepped = self.collective.step(self, step, check_finite)
+                if stepped is False:
+                    return False
+                if stepped is None:
+                    continue
+            else:
+                if self.skip_batch:
+                    continue
+                x, *targets = batch
+                self.out = out = self.model(x)
+                self.loss = loss = self.loss_fn(out, *targets)
+                self.loss_value = value = float(loss.item())
+                if not math.isfinite(value):
+                    self.halt_on_loss(step, value)
+                    return False
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.hook("on_after_backward")
+                if check_finite and not self.gradients_finite():
+                    self.halt_on_gradient(step, value)
+                    return False
+                self.optimizer.step()
+                n = len(targets[0]) if targets else len(x)
+                self.seen += n
+                self.loss_sum += value * n
+                if targets:
+                    self.correct += _correct(out, targets[0])
+            self.step += 1
+            self.hook("on_batch_end")
+            if max_steps is not None and self.step >= max_steps:
+                self.stop = "max-steps"
+                break
+        return True
+
+    def _end_epoch(self, validation) -> None:
+        seen = max(self.seen, 1)
+        record = self.record = {"epoch": self.epoch, "train_loss": self.loss_sum / seen,
+                                "train_accuracy": self.correct / seen,
+                                "lr": self.optimizer.param_groups[0]["lr"]}
+        if validation is not None:
+            record["val_loss"], record["val_accuracy"], _ = evaluate(
+                self.model, self.loss_fn, *validation)
+        record["seconds"] = time.perf_counter() - self._t0
+        # the epoch's record, its snapshot, its callbacks (a checkpoint) land together or not
+        with interrupts.deferred():
+            if not self.all_finite(p.numpy() for p in self.params):
+                self._halt("non-finite", f"the weights became NaN or infinite during epoch "
+                           f"{self.epoch}: training stopped and {self._kept()}")
+                self.stop = "non-finite"
+                return
+            self.history.epochs.append(record)
+            self.last_good = self.snapshot()
+            self.hook("on_epoch_end")
 
 
 def fit(model, loss_fn: Callable, optimizer, train_loader, epochs: int, *,
         validation: tuple[np.ndarray, np.ndarray] | None = None, scheduler=None,
-        early_stopping: int | None = None, clip_grad_norm: float | None = None,
+        early_stopping: int | EarlyStopping | None = None, clip_grad_norm: float | None = None,
         progress: bool = True, history: History | None = None, start_epoch: int = 0,
-        on_epoch_end: Callable | None = None) -> History:
-    """Train for epochs start_epoch+1 .. epochs; returns the History.
+        callbacks: Iterable[Callback] = (), on_epoch_end: Callable | None = None,
+        max_steps: int | None = None, check_finite: bool = True,
+        distributed: bool | None = None) -> History:
+    """Train for epochs start_epoch+1 .. epochs (or max_steps optimizer steps); returns the
+    History.
 
-    validation (x, y) is evaluated after every epoch; with early_stopping=k, training stops
-    after k epochs without a lower validation loss and the best weights are restored.
-    on_epoch_end(epoch, history) runs after each epoch (checkpoints). A NaN or infinite loss
-    stops training with a message and restores the weights of the last finished epoch.
-    KeyboardInterrupt stops after the current step (stopped="interrupted").
+    Each batch is (x, *targets) and its loss is loss_fn(model(x), *targets). validation (x, y)
+    is evaluated after every epoch. early_stopping (a patience, or an EarlyStopping) stops after
+    that many epochs without a lower validation loss and ends with the best weights.
+    on_epoch_end(epoch, history) runs after each epoch (checkpoints). check_finite: a non-finite
+    gradient stops training like a non-finite loss (one BLAS pass over the gradients per step).
+
+    Under `mpiexec -n N` (distributed None or True; False trains each rank alone) every rank
+    runs this same call: a DataLoader's global batches are sharded over the ranks, the
+    optimizer averages the gradients weighted by rows (the single process's gradient), rank
+    0's weights are broadcast first, and every decision (non-finite values, early stopping,
+    Ctrl-C) is taken by all ranks together; the progress bar is rank 0's. See
+    docs/distributed.md.
     """
-    history = history or History()
-    params = list(model.parameters())
-    last_good = _snapshot(model)
-    best = (math.inf, None)
-    if history.best_epoch is not None:
-        best = (min(e["val_loss"] for e in history.epochs if e.get("val_loss") is not None),
-                None)
-    bar = _progress(progress, epochs - start_epoch, len(train_loader))
-    try:
-        for epoch in range(start_epoch + 1, epochs + 1):
-            t0 = time.perf_counter()
-            model.train()
-            seen = loss_sum = correct = 0
-            for step, (xb, yb) in enumerate(train_loader, start=1):
-                out = model(xb)
-                loss = loss_fn(out, yb)
-                value = float(loss.item())
-                if not math.isfinite(value):
-                    _restore(model, last_good)
-                    history.stopped = "non-finite-loss"
-                    history.message = (
-                        f"the loss became {value} at epoch {epoch}, step {step}: training "
-                        f"stopped and the weights of epoch {epoch - 1} were kept; try a lower "
-                        f"learning rate (now {optimizer.param_groups[0]['lr']:g})")
-                    return history
-                optimizer.zero_grad()
-                loss.backward()
-                if clip_grad_norm is not None:
-                    clip_grad_norm_(params, clip_grad_norm)
-                optimizer.step()
-                n = len(yb)
-                seen += n
-                loss_sum += value * n
-                correct += _correct(out, yb)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(epoch=epoch, loss=f"{loss_sum / seen:.4f}",
-                                    acc=f"{correct / seen:.3f}",
-                                    lr=f"{optimizer.param_groups[0]['lr']:.3g}", refresh=False)
-            record = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1),
-                      "train_accuracy": correct / max(seen, 1),
-                      "lr": optimizer.param_groups[0]["lr"]}
-            if validation is not None:
-                record["val_loss"], record["val_accuracy"], _ = evaluate(model, loss_fn,
-                                                                         *validation)
-            if scheduler is not None:
-                if isinstance(scheduler, ReduceLROnPlateau):
-                    scheduler.step(record.get("val_loss", record["train_loss"]))
-                else:
-                    scheduler.step()
-            record["seconds"] = time.perf_counter() - t0
-            # the epoch's record, its snapshot and its checkpoint land together or not at all
-            with _interrupt_deferred():
-                history.epochs.append(record)
-                last_good = _snapshot(model)
-                stop = False
-                if early_stopping is not None and validation is not None:
-                    if record["val_loss"] < best[0]:
-                        best = (record["val_loss"], last_good)
-                        history.best_epoch = epoch
-                    elif history.best_epoch is not None and epoch - history.best_epoch >= \
-                            early_stopping:
-                        stop = True
-                if on_epoch_end is not None:
-                    on_epoch_end(epoch, history)
-            if stop:
-                if best[1] is not None:
-                    _restore(model, best[1])
-                history.stopped = "early-stopping"
-                history.message = (f"no lower validation loss for {early_stopping} epochs: "
-                                   f"stopped at epoch {epoch}, best epoch "
-                                   f"{history.best_epoch} restored")
-                return history
-    except KeyboardInterrupt:
-        history.stopped = "interrupted"
-        history.message = "interrupted: the weights of the last finished epoch are kept"
-        _restore(model, last_good)
-    finally:
-        if bar is not None:
-            bar.close()
+    from .collective import distribute
+
+    optimizer, train_loader, collective = distribute(model, optimizer, train_loader,
+                                                     distributed)
+    if collective is not None and progress:
+        from ..distributed import get_rank
+
+        progress = get_rank() == 0
+    history = history if history is not None else History()
+    built: list[Callback] = []
+    if clip_grad_norm is not None:
+        built.append(GradientClipping(clip_grad_norm))
+    if scheduler is not None:
+        built.append(LRSchedule(scheduler))
+    if early_stopping is not None:
+        if validation is None:
+            raise ValueError("early stopping needs a validation split")
+        built.append(early_stopping if isinstance(early_stopping, EarlyStopping)
+                     else EarlyStopping(early_stopping))
+    if progress:
+        built.append(ProgressBar())
+    built += list(callbacks)
+    if on_epoch_end is not None:
+        built.append(LambdaCallback(
+            on_epoch_end=lambda loop: on_epoch_end(loop.epoch, loop.history)))
+    loop = Loop(model, loss_fn, optimizer, train_loader, epochs, start_epoch, history, built,
+                collective)
+    loop.run(validation, check_finite, max_steps)
+    history.stopped, history.message = loop.stopped, loop.message
     return history
 
 
-@contextlib.contextmanager
-def _interrupt_deferred():
-    """Hold a Ctrl-C (SIGINT) that arrives inside the block and raise it when the block ends."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals are delivered to the main thread only
-        return
-    caught = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else
-                      signal.default_int_handler)
-    if caught:
-        raise KeyboardInterrupt
-
-
-def _correct(out: Tensor, y: Tensor) -> int:
+def _correct(out: Tensor, y) -> int:
     logits = out.numpy()
-    if logits.ndim != 2:
+    labels = y.numpy() if isinstance(y, Tensor) else np.asarray(y)
+    if logits.ndim != 2 or labels.ndim != 1 or labels.dtype.kind not in "iu":
         return 0
-    return int(np.sum(logits.argmax(axis=1) == y.numpy()))
-
-
-def _snapshot(model) -> dict:
-    return {k: v.numpy().copy() for k, v in model.state_dict().items()}
-
-
-def _restore(model, snapshot: dict) -> None:
-    model.load_state_dict(snapshot)
-
-
-def _progress(enabled: bool, epochs: int, steps: int):
-    if not enabled or epochs <= 0:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=epochs * steps, unit="step", dynamic_ncols=True, leave=False)
+    return int(np.count_nonzero(logits.argmax(axis=1) == labels))

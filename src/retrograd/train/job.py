@@ -1,16 +1,23 @@
-"""The main job: train an MLP classifier from a configuration and write everything a user keeps
+"""The main job: train an MLP classifier from a TrainConfig and write the run folder
 (metrics.json, history.csv, model.safetensors + model.json, checkpoint.npz, figures).
 
-Everything that can be wrong with the configuration or the data is found before the first file
-is written, and raised as ValueError (DataError for data) with the bad value in the message.
+Promises (issue 13): everything that can be wrong with the options or the data is found before
+the first file is written; a run folder is never overwritten unless asked; a checkpoint holds
+everything training depends on (weights, optimizer, schedule, random state, early stopping's
+best weights), so a resumed run ends bit-identical to an uninterrupted one; a resumed run keeps
+its saved settings.
+
+Under `mpiexec -n N` (issue 17) every rank runs this same job: rank 0 checks the options, the
+run folder and the checkpoint and decides the plan, which every rank then follows; each rank
+loads the data and trains on its shard of every global batch (fit); rank 0 alone writes. Each
+phase ends with one exchange (ranks.py), so a bad input is one line from rank 0 and every rank
+exits together, before anything is written. A run resumes with any number of ranks: the
+checkpoint does not depend on it.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import datetime
-import io
 import json
 import os
 import time
@@ -19,431 +26,268 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import data as D
-from .. import nn, optim
-from .. import random as _random
-from ..nn import functional as F
-from ..targets import effective_number_weights, inverse_frequency_weights
-from ..tensor import _wrap
 from . import checkpoint as ckpt
-from . import metrics, plots
-from .fit import History, evaluate, fit
+from . import interrupts, threads
+from .config import TrainConfig, differences
+from .ranks import Ranks, all_ranks
+from .results import ResultWriter
+from .run_folder import RunFolder
+from .trainer import CHECKPOINT_FORMAT, Trainer, make_loss, make_optimizer
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
-LOSSES = ("cross-entropy", "focal", "mse")
-CLASS_WEIGHTS = ("none", "inverse", "effective")
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adadelta", "adagrad", "lbfgs")
-DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3, "adadelta": 1.0,
-              "adagrad": 1e-2, "lbfgs": 1.0}
-SCHEDULES = ("none", "step", "cosine", "plateau")
+__all__ = ["run", "prepare", "Prepared", "make_loss", "make_optimizer", "warnings_for",
+           "check_processes", "Trainer", "CHECKPOINT_FORMAT", "FINISHED"]
 
-
-@dataclass
-class TrainConfig:
-    data: str = "digits"
-    label_column: str | None = None
-    hidden: list[int] = field(default_factory=lambda: [256, 256])
-    activation: str = "relu"
-    loss: str = "cross-entropy"
-    # None: 0.1 for cross-entropy (the course's advice: on digits it lifts test accuracy by about
-    # a point), 0 for the other losses
-    label_smoothing: float | None = None
-    class_weights: str = "none"
-    beta: float = 0.999
-    balanced_sampling: bool = False
-    gamma: float = 2.0
-    optimizer: str = "adam"
-    lr: float | None = None
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "none"
-    epochs: int = 30
-    batch_size: int = 64
-    validation_fraction: float = 0.1
-    early_stopping: int | None = None
-    clip_grad: float | None = None
-    seed: int = 0
-    out: str | None = None
-    progress: bool = True
-
-    def validate(self) -> None:
-        """ValueError naming the first bad option."""
-        _choice("activation", self.activation, ACTIVATIONS)
-        _choice("loss", self.loss, LOSSES)
-        _choice("class-weights", self.class_weights, CLASS_WEIGHTS)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("schedule", self.schedule, SCHEDULES)
-        if not self.hidden or any(not isinstance(h, int) or h <= 0 for h in self.hidden):
-            raise ValueError(f"--hidden: layer sizes must be positive integers, got "
-                             f"{self.hidden}")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
-        if self.label_smoothing is not None and not 0.0 <= self.label_smoothing <= 1.0:
-            raise ValueError(f"--label-smoothing must be in [0, 1], got {self.label_smoothing}")
-        if self.loss != "cross-entropy" and self.label_smoothing:
-            raise ValueError(f"--label-smoothing applies to the cross-entropy loss, not "
-                             f"{self.loss!r}")
-        if not self.gamma >= 0:
-            raise ValueError(f"--gamma must be >= 0, got {self.gamma}")
-        if not 0.0 <= self.beta < 1.0:
-            raise ValueError(f"--beta must be in [0, 1), got {self.beta}")
-        for name in ("momentum", "weight_decay"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got "
-                                 f"{getattr(self, name)}")
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got "
-                                 f"{value}")
-        if not 0.0 <= self.validation_fraction < 0.5:
-            raise ValueError(f"--validation-fraction must be in [0, 0.5), got "
-                             f"{self.validation_fraction}")
-        if self.validation_fraction == 0 and self.early_stopping is not None:
-            raise ValueError("--early-stopping needs a validation split: "
-                             "--validation-fraction is 0")
-        if self.early_stopping is not None and self.early_stopping <= 0:
-            raise ValueError(f"--early-stopping must be a positive number of epochs, got "
-                             f"{self.early_stopping}")
-        if self.clip_grad is not None and not self.clip_grad > 0:
-            raise ValueError(f"--clip-grad must be > 0, got {self.clip_grad}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"--seed must be a non-negative integer, got {self.seed}")
-
-    @property
-    def smoothing(self) -> float:
-        if self.label_smoothing is not None:
-            return self.label_smoothing
-        return 0.1 if self.loss == "cross-entropy" else 0.0
-
-    @property
-    def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def _choice(name: str, value: str, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"--{name}: unknown value {value!r} (choose from "
-                         f"{', '.join(allowed)})")
-
-
-# ----------------------------------------------------------------------------------------------
-# building blocks
-
-
-def build_mlp(n_features: int, hidden: list[int], n_classes: int, activation: str = "relu"):
-    """Dense -> activation -> ... -> Dense, keys "0.weight", "2.weight"... as torch's."""
-    layers, width = [], n_features
-    for h in hidden:
-        layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
-        width = h
-    layers.append(nn.Linear(width, n_classes))
-    return nn.Sequential(*layers)
-
-
-def make_loss(config: TrainConfig, y_train: np.ndarray, n_classes: int):
-    """loss_fn(logits, labels) for the configured loss and class weights."""
-    weight = None
-    if config.class_weights == "inverse":
-        weight = inverse_frequency_weights(y_train, n_classes)
-    elif config.class_weights == "effective":
-        weight = effective_number_weights(y_train, n_classes, config.beta)
-    if config.loss == "focal":
-        return lambda out, y: F.focal_loss(out, y, gamma=config.gamma, weight=weight)
-    if config.loss == "mse":
-        def mse(out, y):  # the course's exercise: squared error between softmax and one-hot
-            target = np.eye(n_classes, dtype=out.dtype)[y.numpy()]
-            err = (out.softmax(1) - target) ** 2
-            if weight is not None:
-                err = err * np.asarray(weight.numpy()[y.numpy()], dtype=out.dtype)[:, None]
-            return err.sum(1).mean()
-        return mse
-    return lambda out, y: F.cross_entropy(out, y, weight=weight,
-                                          label_smoothing=config.smoothing)
-
-
-def make_optimizer(config: TrainConfig, params):
-    lr, wd = config.learning_rate, config.weight_decay
-    if config.optimizer == "sgd":
-        return optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd)
-    if config.optimizer == "lbfgs":
-        return optim.LBFGS(params, lr=lr, line_search_fn="strong_wolfe")
-    cls = {"adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSprop,
-           "adadelta": optim.Adadelta, "adagrad": optim.Adagrad}[config.optimizer]
-    return cls(params, lr=lr, weight_decay=wd)
-
-
-def make_scheduler(config: TrainConfig, optimizer):
-    if config.schedule == "step":
-        return optim.lr_scheduler.StepLR(optimizer, step_size=max(1, config.epochs // 3))
-    if config.schedule == "cosine":
-        return optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    if config.schedule == "plateau":
-        return optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=3)
-    return None
-
-
-class _LBFGSStep:
-    """Adapts LBFGS (which needs a closure) to the training loop's zero_grad/backward/step."""
-
-    def __init__(self, optimizer, model, loss_fn):
-        self.optimizer, self.model, self.loss_fn = optimizer, model, loss_fn
-        self.param_groups = optimizer.param_groups
-        self.batch = None
-
-    def zero_grad(self):
-        self.optimizer.zero_grad()
-
-    def step(self):
-        x, y = self.batch
-
-        def closure():
-            self.optimizer.zero_grad()
-            loss = self.loss_fn(self.model(x), y)
-            loss.backward()
-            return loss
-
-        self.optimizer.step(closure)
-
-    def state_dict(self):
-        return self.optimizer.state_dict()
-
-    def load_state_dict(self, state):
-        self.optimizer.load_state_dict(state)
-
-
-# ----------------------------------------------------------------------------------------------
-# output folder
-
-
-def default_out(data_name: str) -> str:
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return os.path.join("runs", f"{data_name}-{stamp}")
-
-
-def check_writable(folder: str) -> None:
-    """ValueError unless `folder` exists as a writable folder or can be created."""
-    path = os.path.abspath(folder)
-    if os.path.exists(path):
-        if not os.path.isdir(path):
-            raise ValueError(f"--out: {folder} exists and is not a folder")
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise ValueError(f"--out: the folder {folder} is not writable")
-        return
-    parent = path
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"--out: cannot create {folder} ({parent} is not a writable folder)")
-
-
-# ----------------------------------------------------------------------------------------------
-# the job
+# how a run ended, as the checkpoint records it once training is over (None while it runs or
+# after an interruption: those continue with --resume)
+FINISHED = ("completed", "early-stopping", "non-finite")
 
 
 @dataclass
 class Prepared:
+    """A validated config with its data split, standardized."""
+
     config: TrainConfig
     split: D.Split
     standardizer: D.Standardizer
     x_train: np.ndarray
     y_train: np.ndarray
-    x_val: np.ndarray | None  # None: --validation-fraction 0, every training sample is used
+    x_val: np.ndarray | None  # None: --validation-fraction 0, every training row is used
     y_val: np.ndarray | None
-    out: str
 
     @property
     def validation(self) -> tuple[np.ndarray, np.ndarray] | None:
         return None if self.x_val is None else (self.x_val, self.y_val)
 
+    @property
+    def n_classes(self) -> int:
+        return self.split.n_classes
 
-def prepare(config: TrainConfig, resume: bool = False) -> Prepared:
-    """Validate, load and split the data, check the output folder: everything that can fail
-    on bad input, before anything is written."""
+    @property
+    def class_names(self) -> list[str] | None:
+        return self.split.class_names
+
+
+def prepare(config: TrainConfig) -> Prepared:
+    """Validate the (resolved) config, load and split the data: everything that can fail on
+    bad input, before anything is written."""
     config.validate()
     split = D.load(config.data, config.label_column)
-    out = config.out or default_out(split.name)
-    check_writable(out)
-    if resume and not os.path.exists(os.path.join(out, "checkpoint.npz")):
-        raise ValueError(f"--resume: no checkpoint.npz in {out}")
     if len(np.unique(split.y_train)) < 2:
         raise ValueError(f"{config.data}: the training data has a single class")
+    x_tr, y_tr, x_val, y_val = split.x_train, split.y_train, None, None
     if config.validation_fraction:
+        # every class on both sides, or the validation metrics would count zero rows
+        D.check_split_sizes(split.y_train, config.validation_fraction,
+                            f"--validation-fraction {config.validation_fraction:g} of the "
+                            f"training split of {config.data}", "validation",
+                            split.class_names)
         x_tr, y_tr, x_val, y_val = D.datasets.stratified_split(
             split.x_train, split.y_train, config.validation_fraction, seed=config.seed)
-    else:
-        x_tr, y_tr, x_val, y_val = split.x_train, split.y_train, None, None
     standardizer = D.Standardizer().fit(x_tr)
     return Prepared(config, split, standardizer, standardizer.transform(x_tr), y_tr,
-                    None if x_val is None else standardizer.transform(x_val), y_val, out)
+                    None if x_val is None else standardizer.transform(x_val), y_val)
 
 
-def run(config: TrainConfig, resume: bool = False, log=print) -> dict:
-    """Train and write the run folder; returns the metrics written to metrics.json."""
-    p = prepare(config, resume)
-    t0 = time.perf_counter()
-    n_classes = p.split.n_classes
-    _random.manual_seed(config.seed)
-    model = build_mlp(p.split.n_features, config.hidden, n_classes, config.activation)
-    loss_fn = make_loss(config, p.y_train, n_classes)
-    optimizer = make_optimizer(config, model.parameters())
-    scheduler = make_scheduler(config, optimizer)
-    dataset = D.TensorDataset(p.x_train, p.y_train)
-    sampler = D.ClassBalancedSampler(p.y_train) if config.balanced_sampling else None
-    loader = D.DataLoader(dataset, batch_size=config.batch_size, shuffle=sampler is None,
-                          sampler=sampler)
-    stepper = _LBFGSStep(optimizer, model, loss_fn) if config.optimizer == "lbfgs" else optimizer
+def warnings_for(config: TrainConfig, y_train: np.ndarray) -> list[str]:
+    """One line per combination of settings known to hurt."""
+    counts = np.bincount(y_train)
+    counts = counts[counts > 0]
+    ratio = counts.max() / counts.min()
+    if config.label_smoothing > 0 and config.class_weights == "inverse" and ratio > 10:
+        return [f"warning: label smoothing {config.label_smoothing:g} with inverse class weights "
+                f"on {ratio:.0f}:1 imbalanced data pulls every prediction toward 50/50 (the "
+                f"weighted smoothed targets' optimum); drop one of them"]
+    return []
+
+
+def check_processes(config: TrainConfig, n_rows: int, size: int) -> None:
+    """ValueError (one line) unless the run can be shared among `size` MPI ranks: the global
+    batch splits into equal shards, every rank has a training row, and the optimizer takes one
+    gradient per step."""
+    if size == 1:
+        return
     if config.optimizer == "lbfgs":
-        loader = _remember_batches(loader, stepper)
+        raise ValueError(f"--optimizer lbfgs runs on one process, not {size}: it evaluates the "
+                         "loss several times inside each step (choose sgd, adam or rmsprop)")
+    from ..distributed import check_batch_size
 
-    os.makedirs(p.out, exist_ok=True)
-    checkpoint_path = os.path.join(p.out, "checkpoint.npz")
-    history, start = History(), 0
-    if resume:
-        history, start = _restore(checkpoint_path, config, model, optimizer, scheduler)
-        log(f"resuming {p.out} after epoch {start}")
-
-    def save(epoch: int, hist: History) -> None:
-        _save_checkpoint(checkpoint_path, config, model, optimizer, scheduler, epoch, hist,
-                         p.standardizer)
-
-    history = fit(model, loss_fn, stepper, loader, config.epochs,
-                  validation=p.validation, scheduler=scheduler,
-                  early_stopping=config.early_stopping, clip_grad_norm=config.clip_grad,
-                  progress=config.progress, history=history, start_epoch=start,
-                  on_epoch_end=save)
-    if history.message:
-        log(history.message)
-    if history.stopped == "interrupted" and history.epochs:
-        # the checkpoint written at the end of the last finished epoch is the exact state to
-        # resume from (weights, optimizer, RNG); a mid-epoch one could not continue identically
-        log(f"checkpoint of epoch {len(history.epochs)} kept: continue with --resume "
-            f"--out {p.out}")
-    return _write_results(p, model, loss_fn, history, time.perf_counter() - t0)
+    check_batch_size(config.batch_size, size, n_rows=n_rows)
 
 
-def _remember_batches(loader, stepper):
-    """For LBFGS: let the step's closure see the current batch."""
-    class Loader:
-        def __iter__(self):
-            for batch in loader:
-                stepper.batch = batch
-                yield batch
+@dataclass
+class Plan:
+    """What a run will do: decided and checked on rank 0 before anything is written, then
+    followed by every rank."""
 
-        def __len__(self):
-            return len(loader)
-
-    return Loader()
-
-
-def _save_checkpoint(path, config, model, optimizer, scheduler, epoch, history, standardizer):
-    state = {
-        "format": "retrograd-checkpoint-1", "epoch": epoch, "config": config.to_dict(),
-        "model": {k: v.numpy() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "rng": _random.get_rng_state(),
-        "history": {"epochs": history.epochs, "best_epoch": history.best_epoch},
-        "standardizer": standardizer.state_dict(),
-    }
-    ckpt.save_checkpoint(state, path)
+    config: TrainConfig
+    folder: RunFolder
+    lines: list[str] = field(default_factory=list)  # to print before training
+    p: Prepared | None = None  # rank 0's data (the other ranks load their own)
+    state: dict | None = None  # the checkpoint a resumed run continues
+    finalize: bool = False  # training is over: only write the results
+    saved_epochs: int | None = None
+    overwrite: bool = False
+    done: dict | None = None  # a finished run resumed: its metrics; nothing to do
 
 
-_RESUME_MUST_MATCH = ("data", "label_column", "hidden", "activation", "loss", "optimizer",
-                      "class_weights", "balanced_sampling", "batch_size", "seed", "schedule")
+def run(options: TrainConfig, *, given: dict | None = None, out: str | None = None,
+        resume: bool = False, overwrite: bool = False, progress: bool = True,
+        graph: bool = False, log=print) -> dict:
+    """Train and write the run folder; returns the metrics written to metrics.json, plus "out"
+    (the folder) and "note" (set when a finished run was resumed: what was done instead).
+
+    options: the user's settings, None where not given (the dataset's recipe fills those in);
+    given: the options named on the command line (default: every option that is not None),
+    which a resume compares with the saved run's. graph: also write graph.html (the graph of
+    one training batch, with a backward stepper). Under MPI every rank calls it alike; rank 0
+    logs and writes, and every rank returns rank 0's result.
+    """
+    if given is None:
+        given = {k: v for k, v in options.to_dict().items() if v is not None}
+    ranks = Ranks()
+    kept: dict = {}
+
+    def plan_on_root() -> Plan:
+        if resume and overwrite:
+            raise ValueError("--resume continues the run in --out, --overwrite replaces it: "
+                             "choose one")
+        plan = _plan_resume(given, out, ranks.size) if resume else \
+            _plan_new(options, out, overwrite, ranks.size)
+        kept["p"] = plan.p
+        return dataclasses.replace(plan, p=None)  # not sent: each rank loads the data
+
+    plan = ranks.together(plan_on_root, root_only=True, share=True)
+    if ranks.is_root:
+        for line in plan.lines:
+            log(line)
+    if plan.done is not None:
+        return plan.done
+    p = ranks.together(lambda: kept["p"] if ranks.is_root else prepare(plan.config))
+    return _train(p, plan, ranks, progress, log if ranks.is_root else _quiet, graph)
 
 
-def _restore(path, config, model, optimizer, scheduler):
+def _quiet(line: str) -> None:
+    pass
+
+
+def _plan_new(options: TrainConfig, out, overwrite: bool, size: int) -> Plan:
+    config = options.resolved()
+    config.validate()
+    name = os.path.basename(os.path.normpath(config.data)) or "data"
+    folder = RunFolder(out, name, exists_ok=overwrite)
+    p = prepare(config)
+    check_processes(config, len(p.y_train), size)
+    line = options.recipe_line()
+    return Plan(config, folder, ([line] if line else []) + warnings_for(config, p.y_train), p,
+                overwrite=overwrite)
+
+
+def _plan_resume(given: dict, out, size: int) -> Plan:
+    if out is None:
+        raise ValueError("--resume needs --out DIR, the run folder to continue")
+    path = os.path.join(out, "checkpoint.npz")
+    if not os.path.isfile(path):
+        raise ValueError(f"--resume: no checkpoint.npz in {out}")
     state = ckpt.load_checkpoint(path)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        found = state.get("format") if isinstance(state, dict) else None
+        raise ValueError(f"--resume: {path} was not written by this version of retrograd "
+                         f"(format {found!r}, expected {CHECKPOINT_FORMAT!r})")
     saved = state["config"]
-    for key in _RESUME_MUST_MATCH:
-        if saved.get(key) != getattr(config, key):
-            raise ValueError(f"--resume: the checkpoint was made with {key}={saved.get(key)!r}, "
-                             f"not {getattr(config, key)!r}")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None and state["scheduler"] is not None:
-        scheduler.load_state_dict(state["scheduler"])
-    _random.set_rng_state(state["rng"])
-    history = History(epochs=list(state["history"]["epochs"]),
-                      best_epoch=state["history"]["best_epoch"])
-    return history, int(state["epoch"])
+    changed = differences(saved, given)
+    if changed:
+        raise ValueError(f"--resume: options differ from the run's saved settings: "
+                         f"{'; '.join(changed)} (a resumed run keeps its settings; only "
+                         f"--epochs may change)")
+    config = TrainConfig(**{**saved, "threads": given.get("threads", saved.get("threads"))})
+    done = int(state["epoch"])
+    if "epochs" in given:
+        if given["epochs"] < done:
+            raise ValueError(f"--epochs {given['epochs']}: the run in {out} already finished "
+                             f"{done} epochs")
+        config.epochs = given["epochs"]
+    folder = RunFolder(out, "", exists_ok=True)
+    p = prepare(config)
+    check_processes(config, len(p.y_train), size)
+    stopped = state["stopped"]
+    finalize = stopped in FINISHED and (stopped != "completed" or config.epochs <= done)
+    if finalize and _results_current(out, state):
+        how = {"completed": f"completed its {done} epochs",
+               "early-stopping": f"stopped early at epoch {done}",
+               "non-finite": f"stopped at epoch {done + 1} on a non-finite value"}[stopped]
+        note = f"the run in {out} already {how}: nothing to resume, nothing changed"
+        with open(os.path.join(out, "metrics.json")) as f:
+            result = {**json.load(f), "out": out, "note": note}
+        return Plan(config, folder, [note], done=result)
+    line = (f"the run in {out} finished but not all of its results were written: writing them"
+            if finalize else f"resuming {out} after epoch {done}")
+    return Plan(config, folder, [line], p, state=state, finalize=finalize,
+                saved_epochs=int(saved["epochs"]))
 
 
-def _write_results(p: Prepared, model, loss_fn, history: History, seconds: float) -> dict:
-    config, out = p.config, p.out
-    x_test = p.standardizer.transform(p.split.x_test)
-    _, _, logits = evaluate(model, loss_fn, x_test, p.split.y_test)
-    probs = _wrap(logits).softmax(1).numpy()
-    report = metrics.classification_report(probs, p.split.y_test)
-    result = {
-        "test_accuracy": report["accuracy"],
-        "test_balanced_accuracy": report["balanced_accuracy"],
-        "test_nll": report["nll"],
-        "test_ece": report["ece"],
-        "test_per_class_recall": report["per_class_recall"],
-        "test_confusion_matrix": report["confusion_matrix"],
-        "epochs": len(history.epochs),
-        "stopped": history.stopped,
-        "seconds": seconds,
-        "n_train": int(len(p.y_train)),
-        "n_validation": 0 if p.y_val is None else int(len(p.y_val)),
-        "n_test": int(len(p.split.y_test)),
-        "config": config.to_dict(),
-    }
-    save_model(out, model, config, p.split.n_features, p.split.n_classes, p.standardizer)
-    _write_text(os.path.join(out, "metrics.json"), json.dumps(result, indent=2))
-    _write_text(os.path.join(out, "history.csv"), _history_csv(history))
-    plots.learning_curves(history, os.path.join(out, "learning_curves.png"),
-                          f"{p.split.name}: MLP {config.hidden}, {config.optimizer}")
-    plots.confusion_matrix(np.array(report["confusion_matrix"]),
-                           os.path.join(out, "confusion_matrix.png"))
-    plots.reliability_diagram(*metrics.calibration_bins(probs, p.split.y_test),
-                              report["ece"], os.path.join(out, "reliability.png"))
-    return result
-
-
-def save_model(out, model, config, n_features, n_classes, standardizer) -> None:
-    """model.safetensors (torch's key names) and model.json (architecture, preprocessing)."""
-    weights = {k: v.numpy() for k, v in model.state_dict().items()}
-    ckpt.save_safetensors(weights, os.path.join(out, "model.safetensors"), {"format": "pt"})
-    description = {"format": "retrograd-mlp-1", "n_features": n_features,
-                   "n_classes": n_classes, "hidden": list(config.hidden),
-                   "activation": config.activation, "data": config.data,
-                   "label_column": config.label_column,
-                   "standardizer": {k: v.tolist() for k, v in standardizer.state_dict().items()}}
-    _write_text(os.path.join(out, "model.json"), json.dumps(description, indent=2))
-
-
-def load_model(folder: str):
-    """(model, description, standardizer) from a run folder written by `run`."""
+def _results_current(out: str, state: dict) -> bool:
+    """Whether metrics.json is the one written when this checkpoint's training ended."""
     try:
-        with open(os.path.join(folder, "model.json")) as f:
-            description = json.load(f)
-        weights = ckpt.load_safetensors(os.path.join(folder, "model.safetensors"))
-    except (OSError, json.JSONDecodeError, ValueError) as exc:
-        raise ValueError(f"--model: {folder} is not a retrograd model folder ({exc})") from None
-    model = build_mlp(description["n_features"], description["hidden"],
-                      description["n_classes"], description["activation"])
-    model.load_state_dict(weights)
-    model.eval()
-    standardizer = D.Standardizer.from_state_dict(
-        {k: np.asarray(v, dtype=np.float32) for k, v in description["standardizer"].items()})
-    return model, description, standardizer
+        with open(os.path.join(out, "metrics.json")) as f:
+            metrics = json.load(f)
+        return metrics.get("epochs") == state["epoch"] and \
+            metrics.get("stopped") == state["stopped"] and \
+            os.path.isfile(os.path.join(out, "model.safetensors"))
+    except (OSError, ValueError):
+        return False
 
 
-def _history_csv(history: History) -> str:
-    keys = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr",
-            "seconds"]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for record in history.epochs:
-        writer.writerow(record)
-    return buf.getvalue()
+def _start(folder: RunFolder, overwrite: bool) -> None:
+    folder.create()
+    if overwrite:
+        folder.remove_run_files()
 
 
-def _write_text(path: str, text: str) -> None:
-    ckpt.atomic_write(path, lambda f: f.write(text.encode()))
+def _train(p: Prepared, plan: Plan, ranks: Ranks, progress: bool, log, graph: bool) -> dict:
+    """Train (or, plan.finalize: only write the results of a finished checkpoint) into the
+    plan's folder. A new run that fails or stops before its first epoch ends removes the folder
+    it made."""
+    folder, state, finalize = plan.folder, plan.state, plan.finalize
+    t0 = time.perf_counter()
+    trainer = None
+    try:
+        if state is None:
+            ranks.together(lambda: _start(folder, plan.overwrite), root_only=True)
+        trainer = Trainer(p, os.path.join(folder.path, "checkpoint.npz"), ranks)
+        blas = threads.resolve(p.config.threads, p.split.n_features, p.config.hidden,
+                               p.config.batch_size // ranks.size, ranks.local_size)
+        with threads.blas_threads(blas):
+            if state is not None:
+                ranks.together(lambda: trainer.load(state))  # a damaged state: all refuse
+                change = "" if finalize else trainer.replan_schedule(plan.saved_epochs)
+                if change:
+                    log(f"--epochs {p.config.epochs}: {change}")
+            history = trainer.history if finalize else trainer.train(progress)
+            if history.stopped == "interrupted" and not history.epochs:
+                if ranks.is_root:
+                    folder.discard()  # nothing worth keeping: no epoch finished
+                # every rank stopped at the same step (collective.py)
+                raise all_ranks(interrupts.Terminated() if history.signal == "SIGTERM"
+                                else KeyboardInterrupt())
+            if history.stopped in FINISHED and not finalize:
+                ranks.together(lambda: trainer.mark(history.stopped, history.message),
+                               root_only=True)
+            kept = trainer.finish()
+            if history.message and not finalize:
+                log(history.message)
+            if history.stopped == "interrupted":
+                log(f"checkpoint of epoch {len(history.epochs)} kept: continue with --resume "
+                    f"--out {folder.path}")
+            seconds = time.perf_counter() - t0
+
+            def write() -> dict:
+                writer = ResultWriter(p, trainer.model, trainer.loss_fn, history, kept, seconds,
+                                      processes=ranks.size, blas_threads=blas)
+                return {**writer.write(folder, graph), "out": folder.path}
+
+            result = ranks.together(write, root_only=True, share=True)
+    except BaseException:
+        if ranks.is_root and state is None and (trainer is None or not trainer.history.epochs):
+            folder.discard()
+        raise
+    return {**result, "note": ""}
