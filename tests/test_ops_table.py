@@ -146,7 +146,8 @@ CASES = {
                   ([rand(5, 3)], dict(axes=(0,), eps=1e-5))],
     "vector_norm": [([rand(3, 4)], {}), ([rand(3, 4)], dict(axis=1, keepdims=True)),
                     ([rand(2, 3, 4)], dict(ord=1, axis=(0, 2))),
-                    ([rand(3, 4)], dict(ord=3, axis=0))],  # (a zero norm: against torch)
+                    ([rand(3, 4)], dict(ord=3, axis=0)), ([rand(3, 4)], dict(ord=0.5)),
+                    ([rand(3, 4)], dict(ord=0, axis=1))],  # (a zero norm: against torch)
     # (padding_idx's zero gradient is a convention, not a derivative: tested against torch)
     "embedding": [([rand(5, 3), np.array([[0, 4, 4], [2, 1, 0]])], {}),
                   ([rand(5, 3), np.array([0, 2, 2, 3])], dict(padding_idx=4))],

@@ -75,6 +75,8 @@ def _normalize_vjp(ops, g, out, x, w=None, b=None, *, wanted, g_private=False, a
 
 
 def _vector_norm(xp, x, *, ord=2, axis=None, keepdims=False):
+    if ord == 0:  # the count of non-zeros (its gradient is 0)
+        return xp.sum(x != 0, axis=axis, keepdims=keepdims).astype(x.dtype)
     if ord == 2:
         return xp.sqrt(xp.sum(x * x, axis=axis, keepdims=keepdims))
     a = xp.abs(x)
@@ -87,15 +89,22 @@ def _vector_norm_vjp(ops, g, out, x, *, ord=2, axis=None, keepdims=False):
     """g x |x|^(p-2) / norm^(p-1), and 0 where the norm is 0 (torch's subgradient there)."""
     kept = kept_shape(x.shape, axis)
     g = g.reshape(kept)
+    if ord == 0:
+        return g * 0 * x
     if ord == 1:
         return g * ops.sign(x)
     norm = out.reshape(kept)
     zero = ops.raw(norm) == 0
-    if ops.xp.any(zero):
-        norm, g = ops.where(zero, 1, norm), ops.where(zero, 0, g)
+    hit = bool(ops.xp.any(zero))
     if ord == 2:
+        if hit:
+            norm, g = ops.where(zero, 1, norm), ops.where(zero, 0, g)
         return (g / norm) * x
-    return g * ops.sign(x) * ops.abs(x) ** (ord - 1) / norm ** (ord - 1)
+    if hit:
+        norm = ops.where(zero, 1, norm)
+    with ops.xp.errstate(divide="ignore", invalid="ignore"):  # |0|^(p-1) for p < 1
+        grad = g * ops.sign(x) * ops.abs(x) ** (ord - 1) / norm ** (ord - 1)
+    return ops.where(zero, 0, grad) if hit else grad
 
 
 primitive("normalize", _normalize, joint=_normalize_vjp, arity=3, saves=True)
