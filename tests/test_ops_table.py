@@ -62,6 +62,8 @@ CONV1 = dict(stride=(1,), padding=((1, 1),), dilation=(1,), groups=1)
 
 # (arguments, parameters) for the primitives that are not elementwise
 CASES = {
+    # a copy to a device (here the host; tests/test_strict_backend.py crosses devices with it)
+    "to_device": [([rand(2, 3)], dict(device=retrograd.device("cpu")))],
     "matmul": [([rand(3), rand(3)], {}), ([rand(2, 3), rand(3)], {}), ([rand(3), rand(3, 4)], {}),
                ([rand(2, 3), rand(3, 4)], {}), ([rand(2, 2, 3), rand(3, 4)], {}),
                ([rand(3), rand(2, 3, 4)], {}), ([rand(1, 2, 3), rand(2, 3, 2)], {})],

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as _np
-
+from .. import backend
 from .. import random as _random
 from ..ops import PRIMITIVES
 from ..tensor import Tensor, _wrap, apply
@@ -94,13 +93,14 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return input
     if p == 1:
         return input * 0
-    keep = _random.generator().random(input.shape, dtype=input.dtype) >= p
-    return input * (keep * _np.asarray(1 / (1 - p), dtype=input.dtype))
+    data = input._data
+    keep = _random.dropout_mask(data, p)
+    return input * (keep * backend.of(data).asarray(1 / (1 - p), dtype=input.dtype))
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     """int64 one-hot encoding, shape tensor.shape + (num_classes,), as torch's one_hot."""
-    labels = tensor._data if isinstance(tensor, Tensor) else _np.asarray(tensor)
+    labels = tensor._data if isinstance(tensor, Tensor) else backend.from_data(tensor)
     if labels.dtype.kind not in "iu":
         raise TypeError(f"one_hot: labels must be integers, got dtype {labels.dtype}")
     if num_classes == -1:
@@ -108,7 +108,8 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         bad = labels[(labels < 0) | (labels >= num_classes)].flat[0]
         raise ValueError(f"one_hot: class index {bad} is outside [0, {num_classes})")
-    return _wrap((labels[..., None] == _np.arange(num_classes)).astype(_np.int64))
+    xp = backend.of(labels)
+    return _wrap((labels[..., None] == xp.arange(num_classes)).astype(xp.int64))
 
 
 # ----------------------------------------------------------------------------- activations
@@ -147,7 +148,7 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None,
     """weight[input]: the rows of `weight` picked by integer indices, shape input.shape +
     (embedding_dim,). The row padding_idx gets no gradient. max_norm renormalizes, in place
     and outside the graph, each looked-up row whose norm_type-norm exceeds it (as torch)."""
-    index = input._data if isinstance(input, Tensor) else _np.asarray(input)
+    index = input._data if isinstance(input, Tensor) else backend.from_data(input)
     if index.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got dtype {index.dtype}")
     if weight.ndim != 2:
@@ -172,11 +173,16 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None,
 def _renorm_rows(weight: Tensor, index, max_norm: float, norm_type: float) -> None:
     """Scale the looked-up rows whose norm exceeds max_norm down to it (torch's embedding_renorm_:
     by max_norm / (norm + 1e-7)), in place; a version bump like any in-place change."""
-    rows = _np.unique(index)
     data = weight._data
-    norms = _np.linalg.norm(data[rows], ord=norm_type, axis=1)
+    xp = backend.of(data)
+    rows = xp.unique(index)
+    picked = data[rows]
+    if norm_type == float("inf"):
+        norms = xp.amax(xp.abs(picked), axis=1)
+    else:
+        norms = PRIMITIVES["vector_norm"].forward(xp, picked, ord=norm_type, axis=1)
     over = norms > max_norm
-    if _np.any(over):
+    if bool(xp.any(over)):
         scale = (max_norm / (norms[over] + 1e-7)).astype(data.dtype)
         data[rows[over]] *= scale[:, None]
         weight._vc[0] += 1
