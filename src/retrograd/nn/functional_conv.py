@@ -9,10 +9,11 @@ input (C, *S) is accepted as torch does and gives an unbatched output.
 
 from __future__ import annotations
 
-import numpy as np
-
+from .. import backend
+from ..backend import INTEGER_TYPES
+from ..backend import host as _host
 from ..ops import PRIMITIVES
-from ..tensor import Tensor, apply
+from ..tensor import Tensor, _wrap, apply
 
 _P = PRIMITIVES
 
@@ -21,7 +22,7 @@ __all__ = ["conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_po
 
 
 def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+    return isinstance(v, INTEGER_TYPES) and not isinstance(v, bool)
 
 
 def ntuple(value, d: int, name: str, where: str, minimum: int = 1) -> tuple[int, ...]:
@@ -222,14 +223,17 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
                      divisor_override, 2, "avg_pool2d")
 
 
-def _adaptive_matrix(size: int, out: int, dtype) -> np.ndarray:
+def _adaptive_matrix(size: int, out: int, dtype, like: Tensor,
+                     transposed: bool = False) -> Tensor:
     """(size, out): column o averages input positions floor(o size/out) .. ceil((o+1) size/out)
-    - 1, torch's adaptive windows."""
-    m = np.zeros((size, out), dtype=dtype)
+    - 1, torch's adaptive windows (transposed: its (out, size) C-ordered transpose)."""
+    m = _host.zeros((size, out), dtype=dtype)
     for o in range(out):
         start, end = (o * size) // out, -(-((o + 1) * size) // out)
         m[start:end, o] = 1.0 / (end - start)
-    return m
+    if transposed:
+        m = _host.array(m.T, order="C")
+    return _wrap(backend.move(m, like.device))  # made on the host, used where `like` lives
 
 
 def _adaptive_sizes(output_size, spatial, d: int, where: str) -> tuple[int, ...]:
@@ -248,7 +252,7 @@ def adaptive_avg_pool1d(input: Tensor, output_size) -> Tensor:
     adaptive windows), as a product with a constant averaging matrix."""
     x, unbatched = _batched(input, 1, "adaptive_avg_pool1d")
     (o,) = _adaptive_sizes(output_size, x.shape[2:], 1, "adaptive_avg_pool1d")
-    out = x @ Tensor(_adaptive_matrix(x.shape[2], o, x.dtype))
+    out = x @ _adaptive_matrix(x.shape[2], o, x.dtype, x)
     return out.squeeze(0) if unbatched else out
 
 
@@ -257,6 +261,6 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     matrices (rows, then columns)."""
     x, unbatched = _batched(input, 2, "adaptive_avg_pool2d")
     oh, ow = _adaptive_sizes(output_size, x.shape[2:], 2, "adaptive_avg_pool2d")
-    rows = Tensor(np.ascontiguousarray(_adaptive_matrix(x.shape[2], oh, x.dtype).T))
-    out = (rows @ x) @ Tensor(_adaptive_matrix(x.shape[3], ow, x.dtype))
+    rows = _adaptive_matrix(x.shape[2], oh, x.dtype, x, transposed=True)
+    out = (rows @ x) @ _adaptive_matrix(x.shape[3], ow, x.dtype, x)
     return out.squeeze(0) if unbatched else out

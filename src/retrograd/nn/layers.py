@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 
-import numpy as np
-
+from ..backend import INTEGER_TYPES, as_dtype
+from ..backend import host as _host
 from ..tensor import Parameter, Tensor, get_default_dtype
 from . import functional as F
 from . import init
@@ -23,16 +23,16 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None):
         super().__init__()
         for name, n in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(n, (int, np.integer)) or n <= 0:
+            if not isinstance(n, INTEGER_TYPES) or n <= 0:
                 raise ValueError(f"Linear: {name} must be a positive integer, got {n!r}")
         self.in_features, self.out_features = int(in_features), int(out_features)
-        dtype = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
         # Stored column-major, as the transpose of a row-major (in, out) array: the forward's
         # x @ W.T is then a plain (non-transposed) BLAS product, which OpenBLAS runs 10-35%
         # faster than the transposed one for these shapes (BENCHMARKS.md). Shape, values and
         # state_dict are torch's; only the memory order differs.
-        self.weight = Parameter(np.empty((in_features, out_features), dtype=dtype).T)
-        self.bias = Parameter(np.empty(out_features, dtype=dtype)) if bias else None
+        self.weight = Parameter(_host.empty((in_features, out_features), dtype=dtype).T)
+        self.bias = Parameter(_host.empty(out_features, dtype=dtype)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -131,7 +131,7 @@ class Unflatten(Module):
     def __init__(self, dim: int, unflattened_size):
         super().__init__()
         size = tuple(unflattened_size) if isinstance(unflattened_size, (tuple, list)) else None
-        if not size or not all(isinstance(n, (int, np.integer)) and (n > 0 or n == -1)
+        if not size or not all(isinstance(n, INTEGER_TYPES) and (n > 0 or n == -1)
                                 for n in size) or list(size).count(-1) > 1:
             raise ValueError(f"Unflatten: unflattened_size must be a tuple of positive integers "
                              f"(one may be -1), got {unflattened_size!r}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
+from ...backend import INTEGER_TYPES, as_dtype
+from ...backend import host as _host
 from ...tensor import Parameter, Tensor, get_default_dtype
 from .. import init
 from ..functional_conv import convolution, ntuple
@@ -28,7 +28,7 @@ class _ConvNd(Module):
         d, where = self._dims, type(self).__name__
         for name, n in (("in_channels", in_channels), ("out_channels", out_channels),
                         ("groups", groups)):
-            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
+            if not isinstance(n, INTEGER_TYPES) or isinstance(n, bool) or n <= 0:
                 raise ValueError(f"{where}: {name} must be a positive integer, got {n!r}")
         if in_channels % groups:
             raise ValueError(f"{where}: in_channels ({in_channels}) must be divisible by groups "
@@ -58,10 +58,10 @@ class _ConvNd(Module):
         self.padding_mode = padding_mode
         self.in_channels, self.out_channels, self.groups = \
             int(in_channels), int(out_channels), int(groups)
-        dtype = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
         shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
-        self.weight = Parameter(np.empty(shape, dtype=dtype))
-        self.bias = Parameter(np.empty(self.out_channels, dtype=dtype)) if bias else None
+        self.weight = Parameter(_host.empty(shape, dtype=dtype))
+        self.bias = Parameter(_host.empty(self.out_channels, dtype=dtype)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
+from ...backend import INTEGER_TYPES, as_dtype
+from ...backend import host as _host
 from ...tensor import Parameter, Tensor, _wrap, get_default_dtype
 from .. import init
 from ..functional_norm import batch_norm, layer_norm
@@ -28,7 +28,7 @@ class _BatchNorm(Module):
                  dtype=None):
         super().__init__()
         where = type(self).__name__
-        if not isinstance(num_features, (int, np.integer)) or num_features <= 0:
+        if not isinstance(num_features, INTEGER_TYPES) or num_features <= 0:
             raise ValueError(f"{where}: num_features must be a positive integer, got "
                              f"{num_features!r}")
         if not eps > 0:
@@ -37,17 +37,17 @@ class _BatchNorm(Module):
             raise ValueError(f"{where}: momentum must be in [0, 1] or None, got {momentum!r}")
         self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        dtype = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
         c = self.num_features
         if affine:
-            self.weight = Parameter(np.ones(c, dtype=dtype))
-            self.bias = Parameter(np.zeros(c, dtype=dtype))
+            self.weight = Parameter(_host.ones(c, dtype=dtype))
+            self.bias = Parameter(_host.zeros(c, dtype=dtype))
         else:
             self.weight = self.bias = None
         if track_running_stats:
-            self.register_buffer("running_mean", _wrap(np.zeros(c, dtype=dtype)))
-            self.register_buffer("running_var", _wrap(np.ones(c, dtype=dtype)))
-            self.register_buffer("num_batches_tracked", _wrap(np.zeros((), dtype=np.int64)))
+            self.register_buffer("running_mean", _wrap(_host.zeros(c, dtype=dtype)))
+            self.register_buffer("running_var", _wrap(_host.ones(c, dtype=dtype)))
+            self.register_buffer("num_batches_tracked", _wrap(_host.zeros((), dtype=_host.int64)))
         else:
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(name, None)
@@ -117,17 +117,17 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True, device=None, dtype=None):
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else \
+        shape = (normalized_shape,) if isinstance(normalized_shape, INTEGER_TYPES) else \
             tuple(normalized_shape)
-        if not shape or not all(isinstance(n, (int, np.integer)) and n > 0 for n in shape):
+        if not shape or not all(isinstance(n, INTEGER_TYPES) and n > 0 for n in shape):
             raise ValueError(f"LayerNorm: normalized_shape must be positive integers, got "
                              f"{normalized_shape!r}")
         self.normalized_shape = tuple(int(n) for n in shape)
         self.eps, self.elementwise_affine = eps, elementwise_affine
-        dtype = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
         if elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype))
-            self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dtype)) if bias \
+            self.weight = Parameter(_host.ones(self.normalized_shape, dtype=dtype))
+            self.bias = Parameter(_host.zeros(self.normalized_shape, dtype=dtype)) if bias \
                 else None
         else:
             self.weight = self.bias = None

@@ -3,8 +3,8 @@ state_dict key `weight`; initialized N(0, 1), the padding_idx row zero)."""
 
 from __future__ import annotations
 
-import numpy as np
-
+from ...backend import INTEGER_TYPES, as_dtype
+from ...backend import host as _host
 from ...grad_mode import no_grad
 from ...tensor import Parameter, Tensor, get_default_dtype
 from .. import functional as F
@@ -21,7 +21,7 @@ class Embedding(Module):
                  _freeze: bool = False, device=None, dtype=None):
         super().__init__()
         for name, n in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
-            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
+            if not isinstance(n, INTEGER_TYPES) or isinstance(n, bool) or n <= 0:
                 raise ValueError(f"Embedding: {name} must be a positive integer, got {n!r}")
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
@@ -34,13 +34,14 @@ class Embedding(Module):
         self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
         self.padding_idx, self.max_norm, self.norm_type = padding_idx, max_norm, norm_type
         self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
-        dtype = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
         shape = (self.num_embeddings, self.embedding_dim)
         if _weight is None:
-            self.weight = Parameter(np.empty(shape, dtype=dtype), requires_grad=not _freeze)
+            self.weight = Parameter(_host.empty(shape, dtype=dtype), requires_grad=not _freeze)
             self.reset_parameters()
         else:
-            data = _weight.numpy() if isinstance(_weight, Tensor) else np.asarray(_weight)
+            data = _weight.cpu().numpy() if isinstance(_weight, Tensor) else \
+                _host.asarray(_weight)
             if data.shape != shape:
                 raise ValueError(f"Embedding: _weight has shape {data.shape}, expected {shape}")
             self.weight = Parameter(data.astype(data.dtype if data.dtype.kind == "f" else dtype),
@@ -64,7 +65,8 @@ class Embedding(Module):
             raise ValueError(f"Embedding.from_pretrained: embeddings must be 2-D, got shape "
                              f"{tuple(embeddings.shape)}")
         rows, dim = embeddings.shape
-        data = np.array(embeddings.numpy() if isinstance(embeddings, Tensor) else embeddings)
+        data = _host.array(embeddings.cpu().numpy() if isinstance(embeddings, Tensor)
+                           else embeddings)
         return cls(rows, dim, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse,
                    _weight=data, _freeze=freeze)
 
