@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 import safetensors.numpy
-import strict_backend
 import torch
 
 import retrograd
+import strict_backend
 from retrograd import nn
 from retrograd.backend import cupy_backend, numpy_backend
 from retrograd.data import DataLoader, TensorDataset, load_safetensors
