@@ -361,6 +361,20 @@ def test_module_to_moves_parameters_and_buffers_in_place_and_returns_self():
                for t in model.parameters())
 
 
+def test_layers_take_device_as_torch_and_match_their_host_twins():
+    made = {}
+    for device in (None, STRICT):
+        retrograd.manual_seed(2)
+        made[device] = [nn.Linear(3, 2, device=device), nn.Conv2d(1, 2, 3, device=device),
+                        nn.BatchNorm1d(2, device=device), nn.LayerNorm(4, device=device),
+                        nn.Embedding(5, 3, device=device)]
+    for host_layer, layer in zip(made[None], made[STRICT], strict=True):
+        for (name, p), (_, q) in zip(host_layer.state_dict().items(),
+                                     layer.state_dict().items(), strict=True):
+            assert q.device == STRICT, (type(layer).__name__, name)
+            np.testing.assert_array_equal(host(q), p.numpy())
+
+
 def test_state_dict_loads_across_devices():
     src = nn.Linear(3, 2)
     dst = nn.Linear(3, 2).to(STRICT)

@@ -20,7 +20,8 @@ class Linear(Module):
 
     _optional_parameters = ("bias",)
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None,
+                 dtype=None):
         super().__init__()
         for name, n in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(n, INTEGER_TYPES) or n <= 0:
@@ -34,6 +35,8 @@ class Linear(Module):
         self.weight = Parameter(_host.empty((in_features, out_features), dtype=dtype).T)
         self.bias = Parameter(_host.empty(out_features, dtype=dtype)) if bias else None
         self.reset_parameters()
+        if device is not None:  # made (and initialized) on the host, then moved: one seed
+            self.to(device)     # gives the same weights on every device
 
     def reset_parameters(self) -> None:
         # torch: kaiming_uniform_(a=sqrt(5)) for the weight, which is U(+-1/sqrt(fan_in)).

@@ -63,6 +63,8 @@ class _ConvNd(Module):
         self.weight = Parameter(_host.empty(shape, dtype=dtype))
         self.bias = Parameter(_host.empty(self.out_channels, dtype=dtype)) if bias else None
         self.reset_parameters()
+        if device is not None:  # made (and initialized) on the host, then moved: one seed
+            self.to(device)     # gives the same weights on every device
 
     def reset_parameters(self) -> None:
         # torch: kaiming_uniform_(a=sqrt(5)), i.e. U(+-1/sqrt(fan_in)), and the bias likewise

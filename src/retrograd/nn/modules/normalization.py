@@ -51,6 +51,8 @@ class _BatchNorm(Module):
         else:
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(name, None)
+        if device is not None:  # made (and initialized) on the host, then moved: one seed
+            self.to(device)     # gives the same weights on every device
 
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
@@ -131,6 +133,8 @@ class LayerNorm(Module):
                 else None
         else:
             self.weight = self.bias = None
+        if device is not None:  # made (and initialized) on the host, then moved: one seed
+            self.to(device)     # gives the same weights on every device
 
     def reset_parameters(self) -> None:
         if self.weight is not None:

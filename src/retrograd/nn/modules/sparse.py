@@ -46,6 +46,8 @@ class Embedding(Module):
                 raise ValueError(f"Embedding: _weight has shape {data.shape}, expected {shape}")
             self.weight = Parameter(data.astype(data.dtype if data.dtype.kind == "f" else dtype),
                                     requires_grad=not _freeze)
+        if device is not None:  # made (and initialized) on the host, then moved: one seed
+            self.to(device)     # gives the same weights on every device
 
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
