@@ -325,6 +325,8 @@ class Tensor(TensorMethods):
             out = out._to_device(dev)
         if dtype is not None:
             out = out._to_dtype(dtype)
+        if kwargs.get("copy") and out is self:  # torch's copy=True: a new tensor even so
+            out = self.clone()
         return out
 
     def astype(self, dtype) -> Tensor:
