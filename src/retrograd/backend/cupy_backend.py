@@ -50,8 +50,8 @@ def load() -> None:
     try:
         import cupy
     except ImportError:
-        raise RuntimeError("a CUDA device needs CuPy: pip install cupy-cuda12x (or the "
-                           "wheel matching your CUDA version)") from None
+        raise RuntimeError("a CUDA device needs CuPy: pip install 'retrograd[cuda]' "
+                           "(cupy-cuda13x; cupy-cuda12x for CUDA 12)") from None
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
             raise RuntimeError
