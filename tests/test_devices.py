@@ -229,3 +229,20 @@ def test_bench_gpu_dry_run_runs_its_checks_and_table_on_the_cpu():
     assert any(line.startswith("MLP trajectory on cpu vs cpu: ok") for line in lines)
     rows = [line for line in lines if line.startswith("| 784-")]
     assert [r.split(" | ")[0] for r in rows] == ["| 784-64-64-10", "| 784-16-16-10"]
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
+def test_fit_on_a_device_halts_on_a_non_finite_gradient_as_on_the_host():
+    """sqrt(|out - out|) is 0 with an infinite gradient: the loss is finite, the gradient not."""
+    x = np.ones((8, 3), dtype=np.float32)
+    y = np.zeros(8, dtype=np.int64)
+    stops = []
+    for device in ("cpu", STRICT):
+        model = nn.Linear(3, 2).to(device)
+        before = model.weight.cpu().numpy().copy()
+        history = fit(model, lambda out, t: (out - out.detach()).abs().sqrt().sum(),
+                      retrograd.optim.SGD(model.parameters(), lr=0.1),
+                      DataLoader(TensorDataset(x, y), batch_size=4), epochs=1, progress=False)
+        stops.append(history.stopped)
+        np.testing.assert_array_equal(model.weight.cpu().numpy(), before)  # no step taken
+    assert stops == ["non-finite", "non-finite"]

@@ -139,8 +139,10 @@ class Loop:
                    f"the update and {self._kept()}")
 
     def gradients_finite(self) -> bool:
-        # (off the host: one copy per gradient; .cpu() is the tensor itself on the host)
-        return self.all_finite(p.grad.cpu().numpy() for p in self.params if p.grad is not None)
+        grads = [p.grad._data for p in self.params if p.grad is not None]
+        if self.device is not None:  # off the host: a reduction there, no copy to the host
+            return all(bool(backend.of(g).isfinite(g).all()) for g in grads)
+        return self.all_finite(grads)
 
     def _kept(self) -> str:
         done = self.epoch - 1
