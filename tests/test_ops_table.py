@@ -21,7 +21,9 @@ UNARY_SHAPES = [(), (4,), (2, 3)]
 BINARY_SHAPES = [((), ()), ((3,), (3,)), ((2, 3), (2, 3)), ((2, 3), (3,)), ((2, 1), (1, 3)),
                  ((), (2, 3)), ((3, 1, 2), (4, 2))]
 TERNARY_SHAPES = [((2, 3), (2, 3), (2, 3)), ((2, 3), (3,), ()), ((3, 1), (1, 2), (3, 2))]
-PARAMS = {"clamp": [dict(min=-0.4, max=0.6), dict(min=0.1), dict(max=-0.2)]}
+PARAMS = {"clamp": [dict(min=-0.4, max=0.6), dict(min=0.1), dict(max=-0.2)],
+          "leaky_relu": [{}, dict(negative_slope=0.2), dict(negative_slope=-1.5)],
+          "elu": [{}, dict(alpha=0.5), dict(alpha=2.0)]}
 
 
 def draw(domain: str, shape, rng):
@@ -56,8 +58,12 @@ def probabilities(*shape):
     return e / e.sum(axis=1, keepdims=True)
 
 
+CONV1 = dict(stride=(1,), padding=((1, 1),), dilation=(1,), groups=1)
+
 # (arguments, parameters) for the primitives that are not elementwise
 CASES = {
+    # a copy to a device (here the host; tests/test_strict_backend.py crosses devices with it)
+    "to_device": [([rand(2, 3)], dict(device=retrograd.device("cpu")))],
     "matmul": [([rand(3), rand(3)], {}), ([rand(2, 3), rand(3)], {}), ([rand(3), rand(3, 4)], {}),
                ([rand(2, 3), rand(3, 4)], {}), ([rand(2, 2, 3), rand(3, 4)], {}),
                ([rand(3), rand(2, 3, 4)], {}), ([rand(1, 2, 3), rand(2, 3, 2)], {})],
@@ -99,6 +105,54 @@ CASES = {
         ([rand(4, 3), np.array([0, 2, 1, 2])], dict(reduce_by=2.5, smoothing=0.1)),
         ([rand(4, 3), probabilities(4, 3)], dict(reduce_by=4)),
     ],
+    # convolutions: strides, (asymmetric) padding, dilation, groups, 1-D and 2-D, no bias
+    "conv": [([rand(2, 3, 7), rand(4, 3, 3), rand(4)], CONV1),
+             ([rand(2, 4, 9), rand(6, 2, 2)], dict(CONV1, stride=(2,), padding=((2, 1),),
+                                                   dilation=(3,), groups=2)),
+             ([rand(1, 2, 5, 4), rand(3, 2, 3, 2), rand(3)],
+              dict(stride=(2, 1), padding=((1, 1), (0, 1)), dilation=(1, 2), groups=1)),
+             ([rand(2, 3, 7), rand(4, 3, 3), rand(4)], dict(CONV1, relu=True))],
+    "conv_input_grad": [([rand(2, 4, 7), rand(4, 3, 3)], dict(CONV1, shape=(2, 3, 7))),
+                        ([rand(1, 4, 3, 2), rand(4, 1, 2, 2)],
+                         dict(stride=(2, 2), padding=((1, 0), (0, 0)), dilation=(1, 1),
+                              groups=2, shape=(1, 2, 6, 4)))],
+    "conv_weight_grad": [([rand(2, 3, 7), rand(2, 4, 7)], dict(CONV1, shape=(4, 3, 3))),
+                         ([rand(1, 2, 6, 4), rand(1, 4, 3, 2)],
+                          dict(stride=(2, 2), padding=((1, 0), (0, 0)), dilation=(1, 1),
+                               groups=2, shape=(4, 1, 2, 2)))],
+    # pools: overlapping windows, padding, dilation, the partial window of ceil_mode
+    "max_pool": [([rand(2, 3, 8)], dict(kernel=(2,), stride=(2,), padding=((0, 0),),
+                                        dilation=(1,))),
+                 ([rand(2, 2, 7)], dict(kernel=(3,), stride=(2,), padding=((1, 2),),
+                                        dilation=(1,))),
+                 ([rand(1, 2, 5, 6)], dict(kernel=(2, 3), stride=(1, 2), padding=((1, 1), (0, 0)),
+                                           dilation=(2, 1)))],
+    "avg_pool": [([rand(2, 3, 8)], dict(kernel=(3,), stride=(2,), padding=((1, 2),))),
+                 ([rand(1, 2, 5, 6)], dict(kernel=(2, 3), stride=(2, 2), padding=((1, 1), (1, 1)),
+                                           count_include_pad=False)),
+                 ([rand(1, 2, 4, 4)], dict(kernel=(2, 2), stride=(2, 2), padding=((0, 0),) * 2,
+                                           divisor_override=3))],
+    "avg_pool_backward": [([rand(2, 3, 5)], dict(shape=(2, 3, 8), kernel=(3,), stride=(2,),
+                                                 padding=((1, 2),))),
+                          ([rand(1, 2, 3, 3)], dict(shape=(1, 2, 5, 6), kernel=(2, 3),
+                                                    stride=(2, 2), padding=((1, 1), (1, 1)),
+                                                    count_include_pad=False))],
+    # BatchNorm (moments over batch and length, per-channel affine) and LayerNorm
+    "normalize": [([rand(4, 3, 5), rand(3), rand(3)],
+                   dict(axes=(0, 2), eps=1e-5, affine_shape=(3, 1))),
+                  ([rand(4, 3, 2, 2), rand(3), rand(3)],
+                   dict(axes=(0, 2, 3), eps=0.1, affine_shape=(3, 1, 1))),
+                  ([rand(3, 4, 5), rand(4, 5), rand(4, 5)],
+                   dict(axes=(1, 2), eps=1e-5, affine_shape=(4, 5))),
+                  ([rand(3, 6), rand(6)], dict(axes=(1,), eps=1e-5, affine_shape=(6,))),
+                  ([rand(5, 3)], dict(axes=(0,), eps=1e-5))],
+    "vector_norm": [([rand(3, 4)], {}), ([rand(3, 4)], dict(axis=1, keepdims=True)),
+                    ([rand(2, 3, 4)], dict(ord=1, axis=(0, 2))),
+                    ([rand(3, 4)], dict(ord=3, axis=0)), ([rand(3, 4)], dict(ord=0.5)),
+                    ([rand(3, 4)], dict(ord=0, axis=1))],  # (a zero norm: against torch)
+    # (padding_idx's zero gradient is a convention, not a derivative: tested against torch)
+    "embedding": [([rand(5, 3), np.array([[0, 4, 4], [2, 1, 0]])], {}),
+                  ([rand(5, 3), np.array([0, 2, 2, 3])], dict(padding_idx=4))],
     "bce_with_logits": [([rand(3, 4), uniform(3, 4)], {}),
                         ([rand(3, 4), uniform(3, 4)],
                          dict(weight=uniform(4) + 0.5, pos_weight=uniform(4) * 3))],
@@ -190,4 +244,4 @@ def test_domains_cover_every_argument():
         if prim.elementwise:
             assert len(prim.domain) == prim.arity, prim.name
             assert set(prim.domain) <= {"real", "positive", "nonzero", "bool"}
-    assert list(itertools.chain(PARAMS)) == ["clamp"]
+    assert list(itertools.chain(PARAMS)) == ["clamp", "leaky_relu", "elu"]

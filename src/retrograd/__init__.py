@@ -6,8 +6,9 @@ Tensors with reverse-mode autodiff under PyTorch's names (`retrograd.tensor`, `.
 `retrograd.backend`, the seam where a second array library plugs in.
 """
 
-from . import autograd
+from . import autograd, cuda
 from .autograd import GradcheckError, gradcheck
+from .backend.device import device
 from .backend.dtypes import bool_, float32, float64, int32, int64
 from .cpu import set_flush_denormal
 from .functions import (
@@ -21,11 +22,14 @@ from .functions import (
     cat,
     clamp,
     concatenate,
+    empty,
+    empty_like,
     exp,
     eye,
     flatten,
     from_numpy,
     full,
+    full_like,
     linspace,
     log,
     log_softmax,
@@ -57,8 +61,10 @@ from .random import (
     initial_seed,
     manual_seed,
     rand,
+    rand_like,
     randint,
     randn,
+    randn_like,
     randperm,
     set_rng_state,
 )

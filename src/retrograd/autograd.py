@@ -125,7 +125,7 @@ def _analytic_jacobian(out: Tensor, wrt: list[Tensor]) -> list:
                      allow_unused=True)
         for j, g in enumerate(grads):
             if g is not None:
-                jac[j][row] = g.numpy().reshape(-1)
+                jac[j][row] = backend.of(g._data).to_numpy(g._data).reshape(-1)
     return jac
 
 
@@ -149,4 +149,4 @@ def _numerical_jacobian(fn, inputs, i: int, k: int, eps: float):
 
 def _host_float64(t: Tensor):
     """A flat float64 host copy of a tensor's values."""
-    return _host.array(t.numpy(), dtype=_host.float64).reshape(-1)
+    return _host.array(backend.of(t._data).to_numpy(t._data), dtype=_host.float64).reshape(-1)

@@ -163,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue the run in --out from its checkpoint, with its saved "
                             "settings (only --epochs may change); with any number of "
                             "processes")
+    train.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"),
+                       help="where to train: cpu, cuda (a GPU through CuPy), or auto (the GPU "
+                            "when one is present) (default: cpu)")
     train.add_argument("--workers", type=int, default=None, metavar="N",
                        help="train on N MPI processes (runs mpiexec -n N; needs the mpi "
                             "extra): the global batch stays --batch-size, N shards of it "
@@ -225,13 +228,31 @@ def cmd_train(args) -> int:
         return _run_workers(args.workers, args.argv)
     from .train.commands import given_options, options
 
+    device = _training_device(args.device, log=lambda m: print(m, file=sys.stderr))
     result = run(options(args), given=given_options(args), out=args.out, resume=args.resume,
                  overwrite=args.overwrite, progress=not args.no_progress, graph=args.graph,
-                 log=lambda m: print(m, file=sys.stderr))
+                 log=lambda m: print(m, file=sys.stderr), device=device)
     code = _train_status(result)
     if dist.get_rank() == 0:
         _print_train_result(result)
     return code
+
+
+def _training_device(choice: str, log) -> str:
+    """The device --device names: cuda refused in one line without a GPU; auto takes the GPU
+    when there is one, and says so first."""
+    from . import cuda
+
+    if choice == "cpu":
+        return "cpu"
+    if cuda.is_available():
+        if choice == "auto":
+            log("device: cuda:0 (--device auto found a GPU)")
+        return "cuda:0"
+    if choice == "cuda":
+        raise ValueError("--device cuda: no CUDA GPU is available (it needs CuPy and an NVIDIA "
+                         "GPU; retrograd.cuda.is_available() is False)")
+    return "cpu"
 
 
 def _run_workers(workers: int, argv: list[str]) -> int:

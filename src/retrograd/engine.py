@@ -185,19 +185,24 @@ def run_backward(roots, root_grads, *, graph_ops=None, targets=None, create_grap
         if graph_ops is None:
             raise ValueError("run_backward: create_graph needs the tensor namespace graph_ops")
         with set_grad_enabled(True):
-            _propagate(pending, grads, results, needed, capture, graph_ops(xp), None,
-                       retain_graph)
+            _propagate(pending, grads, results, needed, capture, graph_ops, True, retain_graph,
+                       xp)
     else:  # VJPs on arrays record nothing, whatever the grad mode
-        ops = _ARRAY_OPS.get(xp)
-        if ops is None:
-            ops = _ARRAY_OPS[xp] = array_namespace(xp)
-        _propagate(pending, grads, results, needed, capture, ops, xp.may_overwrite,
-                   retain_graph)
+        _propagate(pending, grads, results, needed, capture, _array_ops, False, retain_graph,
+                   xp)
     return results
 
 
-def _propagate(pending, grads, results, needed, capture, ops, may_overwrite,
-               retain_graph) -> None:
+def _array_ops(xp):
+    """The plain backward's `ops` for backend xp (made once per backend)."""
+    ops = _ARRAY_OPS.get(xp)
+    if ops is None:
+        ops = _ARRAY_OPS[xp] = array_namespace(xp)
+    return ops
+
+
+def _propagate(pending, grads, results, needed, capture, ops_for, create_graph,
+               retain_graph, xp) -> None:
     """The backward loop: each node's gradient `grads[node]` through its VJP into its inputs'
     entries (leaves: `results`).
 
@@ -205,12 +210,15 @@ def _propagate(pending, grads, results, needed, capture, ops, may_overwrite,
     added when it first receives a gradient: every node that uses a node's output was created
     after it, so by the time a node comes off the heap all of its gradient has arrived. Nodes
     that no gradient reaches are never visited, and no separate graph traversal is needed.
-    `may_overwrite` is the backend's proof that a gradient array is private (None under
-    create_graph, where gradients are tensors of the new graph).
+    `ops_for(xp)` is the VJPs' namespace for backend xp: arrays, or under create_graph tensors
+    of the new graph. A node whose output lives on another backend than the last one (a graph
+    that crossed devices with .to()) switches namespace; the backend's `may_overwrite` proves
+    that a gradient array is private.
     """
-    create_graph = may_overwrite is None
     observers = _OBSERVERS
-    xp = ops.xp
+    ops = ops_for(xp)
+    may_overwrite = xp.may_overwrite
+    array_type = xp.ndarray
     while pending:
         node = heapq.heappop(pending)[1]
         g = grads.pop(node)
@@ -227,6 +235,9 @@ def _propagate(pending, grads, results, needed, capture, ops, may_overwrite,
                 _raise_modified(node)
         if node.out_vc[0] != 0:
             _raise_modified(node)
+        if type(node.out) is not array_type:  # (never on a one-device graph)
+            xp = backend.of(node.out)
+            ops, may_overwrite, array_type = ops_for(xp), xp.may_overwrite, xp.ndarray
         prim, params = node.prim, node.params
         if prim.saves:
             # the forward's saved arrays, for a VJP that may overwrite them: given away (a

@@ -15,23 +15,28 @@ from .tensor import (
 )
 
 
-def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
-    """A new tensor holding a copy of `data`.
+def tensor(data, requires_grad: bool = False, dtype=None, device=None) -> Tensor:
+    """A new tensor holding a copy of `data` (on `device`, the host when None).
 
     Python floats become the default dtype (float32), Python ints int64 and bools bool, as in
     torch; NumPy arrays keep their dtype (float64 works everywhere).
     """
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+    t = Tensor(data, dtype=dtype)
+    if device is not None:
+        t = t.to(device)
+    return t.requires_grad_(requires_grad) if requires_grad else t
 
 
-def as_tensor(data, dtype=None) -> Tensor:
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """`data` as a tensor, sharing memory when it already is one (or an array) of that dtype
+    and device."""
     if isinstance(data, Tensor):
-        if dtype is None or as_dtype(dtype) == data.dtype:
-            return data
-        data = data._data
-    if backend.is_array(data) and (dtype is None or as_dtype(dtype) == data.dtype):
-        return _wrap(data)
-    return _wrap(backend.from_data(data, dtype))
+        out = data
+    elif backend.is_array(data) and (dtype is None or as_dtype(dtype) == data.dtype):
+        out = _wrap(data)
+    else:
+        out = _wrap(backend.from_data(data, dtype))
+    return out.to(device, dtype)
 
 
 def _shape(size) -> tuple[int, ...]:
@@ -40,48 +45,96 @@ def _shape(size) -> tuple[int, ...]:
     return tuple(size)
 
 
-def _filled(size, value, dtype, requires_grad) -> Tensor:
+def _made(array_of, dtype, device, requires_grad) -> Tensor:
+    """A tensor around `array_of(xp)`, made by the backend of `device`."""
+    t = _wrap(array_of(backend.for_device(device)))
+    return t.requires_grad_(requires_grad) if requires_grad else t
+
+
+def _filled(size, value, dtype, device, requires_grad) -> Tensor:
     dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
-    xp = backend.default()
-    return _wrap(xp.full(_shape(size), value, dtype=dtype)).requires_grad_(requires_grad)
+    return _made(lambda xp: xp.full(_shape(size), value, dtype=dtype), dtype, device,
+                 requires_grad)
 
 
-def zeros(*size, dtype=None, requires_grad=False) -> Tensor:
-    return _filled(size, 0, dtype, requires_grad)
+def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A tensor of zeros of the given shape."""
+    return _filled(size, 0, dtype, device, requires_grad)
 
 
-def ones(*size, dtype=None, requires_grad=False) -> Tensor:
-    return _filled(size, 1, dtype, requires_grad)
+def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A tensor of ones of the given shape."""
+    return _filled(size, 1, dtype, device, requires_grad)
 
 
-def full(size, fill_value, dtype=None, requires_grad=False) -> Tensor:
-    return _filled((size,), fill_value, dtype, requires_grad)
+def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A tensor of the given shape with unspecified contents."""
+    dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
+    return _made(lambda xp: xp.empty(_shape(size), dtype=dtype), dtype, device, requires_grad)
 
 
-def zeros_like(t: Tensor, dtype=None, requires_grad=False) -> Tensor:
-    return zeros(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A tensor of `size` filled with fill_value (torch's dtype rule: a bool or int fill gives
+    bool or int64 when dtype is None)."""
+    if dtype is None:
+        if isinstance(fill_value, bool):
+            dtype = dtypes.bool_
+        elif isinstance(fill_value, INTEGER_TYPES):
+            dtype = dtypes.int64
+    return _filled((size,), fill_value, dtype, device, requires_grad)
 
 
-def ones_like(t: Tensor, dtype=None, requires_grad=False) -> Tensor:
-    return ones(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def _like(t: Tensor, dtype, device):
+    return (dtype if dtype is not None else t.dtype,
+            device if device is not None else t.device)
 
 
-def arange(start, end=None, step=1, dtype=None) -> Tensor:
+def zeros_like(t: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """zeros of t's shape, dtype and device."""
+    dtype, device = _like(t, dtype, device)
+    return zeros(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def ones_like(t: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """ones of t's shape, dtype and device."""
+    dtype, device = _like(t, dtype, device)
+    return ones(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def empty_like(t: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """An uninitialized tensor of t's shape, dtype and device."""
+    dtype, device = _like(t, dtype, device)
+    return empty(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def full_like(t: Tensor, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """fill_value in t's shape, dtype and device."""
+    dtype, device = _like(t, dtype, device)
+    return full(t.shape, fill_value, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
     """torch.arange: int64 for integer arguments, the default float dtype otherwise."""
     if end is None:
         start, end = 0, start
     if dtype is None:
         is_int = all(isinstance(v, INTEGER_TYPES) for v in (start, end, step))
         dtype = dtypes.int64 if is_int else get_default_dtype()
-    return _wrap(backend.default().arange(start, end, step, dtype=dtype))
+    return _made(lambda xp: xp.arange(start, end, step, dtype=dtype), dtype, device,
+                 requires_grad)
 
 
-def linspace(start, end, steps: int, dtype=None) -> Tensor:
-    return _wrap(backend.default().linspace(start, end, steps, dtype=dtype or get_default_dtype()))
+def linspace(start, end, steps: int, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """`steps` evenly spaced values from start to end inclusive."""
+    dtype = dtype or get_default_dtype()
+    return _made(lambda xp: xp.linspace(start, end, steps, dtype=dtype), dtype, device,
+                 requires_grad)
 
 
-def eye(n: int, m: int | None = None, dtype=None) -> Tensor:
-    return _wrap(backend.default().eye(n, m, dtype=dtype or get_default_dtype()))
+def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """The n x m identity (m = n by default)."""
+    dtype = dtype or get_default_dtype()
+    return _made(lambda xp: xp.eye(n, m, dtype=dtype), dtype, device, requires_grad)
 
 
 def _as_operand(x):

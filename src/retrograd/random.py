@@ -61,27 +61,59 @@ def _float_dtype(dtype):
     return dtype
 
 
-def randn(*size, dtype=None, requires_grad=False) -> Tensor:
+def _placed(data, device, requires_grad) -> Tensor:
+    """A tensor around the host draw `data`, moved to `device`: the host draws every value, so
+    one seed gives the same numbers on every device."""
+    if device is not None:
+        data = backend.move(data, device)
+    t = _wrap(data)
+    return t.requires_grad_(requires_grad) if requires_grad else t
+
+
+def randn(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Standard normal samples of the given shape."""
     data = _host.standard_normal(_Generator.rng, _shape(size), _float_dtype(dtype))
-    return _wrap(data).requires_grad_(requires_grad)
+    return _placed(data, device, requires_grad)
 
 
-def rand(*size, dtype=None, requires_grad=False) -> Tensor:
+def rand(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform samples in [0, 1)."""
     data = _host.uniform(_Generator.rng, _shape(size), _float_dtype(dtype))
-    return _wrap(data).requires_grad_(requires_grad)
+    return _placed(data, device, requires_grad)
 
 
-def randint(low: int, high: int | None = None, size=(), dtype=dtypes.int64) -> Tensor:
+def randn_like(t: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """randn of t's shape, dtype and device."""
+    return randn(t.shape, dtype=dtype or t.dtype, device=device or t.device,
+                 requires_grad=requires_grad)
+
+
+def rand_like(t: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """rand of t's shape, dtype and device."""
+    return rand(t.shape, dtype=dtype or t.dtype, device=device or t.device,
+                requires_grad=requires_grad)
+
+
+def randint(low: int, high: int | None = None, size=(), dtype=dtypes.int64,
+            device=None) -> Tensor:
     """Integers uniform in [low, high) (or [0, low) when high is omitted)."""
     if high is None:
         low, high = 0, low
-    return _wrap(_Generator.rng.integers(low, high, size=tuple(size), dtype=dtype))
+    return _placed(_Generator.rng.integers(low, high, size=tuple(size), dtype=dtype), device,
+                   False)
 
 
-def randperm(n: int) -> Tensor:
-    return _wrap(_Generator.rng.permutation(n).astype(dtypes.int64))
+def randperm(n: int, device=None) -> Tensor:
+    """A random permutation of 0 .. n-1 (int64)."""
+    return _placed(_Generator.rng.permutation(n).astype(dtypes.int64), device, False)
+
+
+def dropout_mask(like, p: float):
+    """A bool array `u >= p` (u ~ U[0, 1)) of like's shape on like's device: drawn from the
+    host generator on the host, on the device itself elsewhere (seeded from the host
+    generator: reproducible, but not the host's masks)."""
+    xp = backend.of(like)
+    return xp.device_uniform(_Generator.rng, like.shape, like.dtype) >= p
 
 
 def uniform_array(shape, low, high, dtype, like=None):

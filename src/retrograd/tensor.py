@@ -14,6 +14,7 @@ import functools
 from . import backend
 from .backend import as_dtype, default_float, dtypes
 from .backend import set_default_float as _set_default_float
+from .backend.device import as_device, is_device_spec
 from .engine import Node, retain_graphs, root_gradient, run_backward
 from .grad_mode import _State, no_grad
 from .ops import PRIMITIVES, Primitive, namespace
@@ -84,15 +85,36 @@ def apply(prim: Primitive, *args, **params) -> Tensor:
         xp = _HOST
     else:
         xp = _backend_of(data) if data is not None else backend.of_arrays(arrays)
-    out = prim.forward(xp, *arrays, **params)
-    saved = None
-    if prim.saves:
-        out, saved = out
-    if type(out) is not xp.ndarray:  # a 0-d result can come back as a scalar
-        out = xp.asarray(out)
+        if xp is not _HOST:  # off the host the check is cheap next to a kernel launch
+            _check_same_device(arrays)
+    try:
+        out = prim.forward(xp, *arrays, **params)
+        saved = None
+        if prim.saves:
+            out, saved = out
+        if type(out) is not xp.ndarray and not backend.is_array(out):
+            out = xp.asarray(out)  # a 0-d result can come back as a scalar
+    except Exception:
+        # on the host, mixed devices are found only when NumPy fails on the foreign array:
+        # the NumPy path pays nothing for the check
+        _check_same_device(arrays)
+        raise
     if not edges:
         return _wrap(out)
     return _wrap(out, True, Node(prim, args, arrays, params, out, saved, versions, edges, wanted))
+
+
+def _check_same_device(arrays) -> None:
+    """Raise torch's RuntimeError when the arrays of one operation live on two devices."""
+    first = None
+    for a in arrays:
+        if backend.is_array(a):
+            dev = _backend_of(a).device_of(a)
+            if first is None:
+                first = dev
+            elif dev != first:
+                raise RuntimeError("Expected all tensors to be on the same device, but found at "
+                                   f"least two devices, {first} and {dev}!")
 
 
 def _check_grad_dtype(data) -> None:
@@ -173,9 +195,26 @@ class Tensor(TensorMethods):
     def numel(self) -> int:
         return self._data.size
 
+    @property
+    def device(self):
+        """The device holding the array (retrograd.device('cpu'), device('cuda:0'), ...)."""
+        return _backend_of(self._data).device_of(self._data)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
     def numpy(self):
-        """The underlying ndarray (shared, not copied)."""
-        return _backend_of(self._data).to_numpy(self._data)
+        """The underlying ndarray (shared, not copied); refused, as torch does, for a tensor
+        off the host (copy it with .cpu() first)."""
+        data = self._data
+        if type(data) is not _HOST_ARRAY:
+            xp = _backend_of(data)
+            if xp.device_of(data).type != "cpu":
+                raise TypeError(f"can't convert {xp.device_of(data)} device type tensor to "
+                                "numpy. Use Tensor.cpu() to copy the tensor to host memory "
+                                "first.")
+        return data
 
     def tolist(self):
         return self._data.tolist()
@@ -184,7 +223,7 @@ class Tensor(TensorMethods):
         return self._data.item()
 
     def __array__(self, dtype=None, copy=None):
-        data = _backend_of(self._data).to_numpy(self._data)
+        data = self.numpy()
         if dtype is not None and as_dtype(dtype) != data.dtype:
             return data.astype(dtype)
         return data.copy() if copy else data
@@ -210,13 +249,15 @@ class Tensor(TensorMethods):
 
     def __repr__(self) -> str:
         suffixes = []
+        if self.device.type != "cpu":
+            suffixes.append(f"device='{self.device}'")
         if self._data.dtype not in (default_float(), dtypes.int64, dtypes.bool_):
             suffixes.append(f"dtype=retrograd.{self._data.dtype}")
         if self._node is not None:
             suffixes.append(f"grad_fn={self._node!r}")
         elif self.requires_grad:
             suffixes.append("requires_grad=True")
-        return format_tensor(self.numpy(), suffixes)
+        return format_tensor(_backend_of(self._data).to_numpy(self._data), suffixes)
 
     def detach(self) -> Tensor:
         """The same array (and version counter), cut from the graph."""
@@ -272,16 +313,50 @@ class Tensor(TensorMethods):
             else:
                 grad._data += gi
 
-    # ------------------------------------------------------------------ casting
-    def to(self, dtype) -> Tensor:
-        dtype = as_dtype(dtype)
+    # ------------------------------------------------------------------ casting, devices
+    def to(self, *args, **kwargs) -> Tensor:
+        """to(dtype), to(device), to(device, dtype), to(other tensor), as torch: self when
+        nothing changes, else a copy; differentiable (the gradient goes back to self's device
+        and dtype)."""
+        dev, dtype = parse_to(args, kwargs)
+        out = self
+        if dev is not None:
+            out = out._to_device(dev)
+        if dtype is not None:
+            out = out._to_dtype(dtype)
+        if kwargs.get("copy") and out is self:  # torch's copy=True: a new tensor even so
+            out = self.clone()
+        return out
+
+    def astype(self, dtype) -> Tensor:
+        return self._to_dtype(as_dtype(dtype))
+
+    def _to_dtype(self, dtype) -> Tensor:
         if dtype == self._data.dtype:
             return self
         if dtype.kind == "f" and self._data.dtype.kind == "f":
             return apply(_P["astype"], self, dtype=dtype)
         return _wrap(self._data.astype(dtype))
 
-    astype = to
+    def _to_device(self, dev) -> Tensor:
+        target = backend.backend_for(dev)
+        src = _backend_of(self._data)
+        if src is target and src.device_of(self._data) == target.resolve(dev):
+            return self
+        if self.requires_grad and _State.enabled:
+            return apply(_P["to_device"], self, device=dev)
+        return _wrap(backend.move(self._data, dev))
+
+    def cpu(self) -> Tensor:
+        """This tensor on the host (self when it is already there)."""
+        return self._to_device(_CPU)
+
+    def cuda(self, device=None) -> Tensor:
+        """This tensor on a CUDA device (the current one when device is None)."""
+        dev = as_device("cuda" if device is None else device)
+        if dev.type != "cuda":
+            raise ValueError(f"cuda: expected a CUDA device, got {dev}")
+        return self._to_device(dev)
 
     def float(self) -> Tensor:
         return self.to(dtypes.float32)
@@ -328,8 +403,13 @@ class Tensor(TensorMethods):
 
     def copy_(self, src) -> Tensor:
         """Copy `src` into this tensor's array, casting to this tensor's dtype."""
-        xp = _backend_of(self._data)
-        src = src._data if isinstance(src, Tensor) else xp.asarray(src)
+        data = self._data
+        xp = _backend_of(data)
+        src = src._data if isinstance(src, Tensor) else src
+        if not backend.is_array(src):
+            src = xp.asarray(src)
+        elif _backend_of(src) is not xp or _backend_of(src).device_of(src) != xp.device_of(data):
+            src = backend.move(src, xp.device_of(data))  # torch's copy_ crosses devices
         if xp.broadcast_shapes(src.shape, self.shape) != self.shape:
             raise ValueError(f"copy_: cannot copy shape {src.shape} into shape {self.shape}")
         self._before_inplace()
@@ -359,6 +439,39 @@ class Tensor(TensorMethods):
         self._before_inplace()
         _backend_of(self._data).clip(self._data, min, max, out=self._data)
         return self
+
+
+_CPU = as_device("cpu")
+
+
+def parse_to(args, kwargs):
+    """(device or None, dtype or None) from torch's .to(...) arguments: a device, a dtype, both
+    (device first), or a tensor (its device and dtype); also device=, dtype= keywords."""
+    unknown = set(kwargs) - {"device", "dtype", "non_blocking", "copy"}
+    if unknown:
+        raise TypeError(f"to() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+    if len(args) > 2:
+        raise TypeError(f"to() takes at most 2 positional arguments, got {len(args)}")
+    dev, dtype = kwargs.get("device"), kwargs.get("dtype")
+    for k, a in enumerate(args):
+        if isinstance(a, Tensor):
+            if len(args) > 1:
+                raise TypeError("to(tensor) takes no other positional argument")
+            dev, dtype = a.device, a.dtype
+        elif k == 0 and (is_device_spec(a) or isinstance(a, int) and not isinstance(a, bool)):
+            dev = a
+        elif dtype is None:
+            dtype = a
+        else:
+            raise TypeError(f"to(): cannot read {a!r} as a device or a dtype")
+    if dev is not None:
+        dev = as_device(dev)
+    if dtype is not None:
+        try:
+            dtype = as_dtype(dtype)
+        except TypeError:
+            raise TypeError(f"to(): expected a device or a dtype, got {dtype!r}") from None
+    return dev, dtype
 
 
 class Parameter(Tensor):

@@ -231,6 +231,43 @@ class TensorMethods:
         total = self._floating().sum(dim, keepdim)
         return total / (self.numel() // max(total.numel(), 1))
 
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        """sum((x - mean)^2) / (n - correction) over `dim` (all axes when None); correction
+        1 (Bessel's) unless given, or unbiased=False (0), as torch.var."""
+        if isinstance(dim, bool) and unbiased is None:  # var(unbiased) positionally
+            dim, unbiased = None, dim
+        if unbiased is not None and correction is not None:
+            raise ValueError("var: give unbiased or correction, not both")
+        if correction is None:
+            correction = 0 if unbiased is False else 1
+        dim = _axes(dim)
+        x = self._floating()
+        d = x - x.mean(dim, keepdim=True)
+        total = (d * d).sum(dim, keepdim)
+        n = self.numel() // max(total.numel(), 1)
+        return total / max(n - correction, 0)
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        """sqrt(var(...)), with var's arguments."""
+        return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
+
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        """The p-norm over `dim` (all elements when None): (sum |x|^p)^(1/p); 'fro' and 2 the
+        Euclidean norm, inf / -inf the largest / smallest |x|, 0 the count of non-zeros. The
+        gradient at a zero norm is 0, as torch's."""
+        x = (self if dtype is None else self.to(dtype))._floating()
+        dim = _axes(dim)
+        if p == "fro" or p == 2:
+            order = 2
+        elif p in (float("inf"), float("-inf")):
+            a = x.abs()
+            return a.amax(dim, keepdim) if p > 0 else a.amin(dim, keepdim)
+        elif isinstance(p, (int, float)) and not isinstance(p, bool):
+            order = float(p)
+        else:
+            raise ValueError(f"norm: p must be a number, 'fro' or inf, got {p!r}")
+        return self._apply(_P["vector_norm"], x, ord=order, axis=dim, keepdims=keepdim)
+
     def amax(self, dim=None, keepdim=False):
         return self._apply(_P["amax"], self, axis=_axes(dim), keepdims=keepdim)
 

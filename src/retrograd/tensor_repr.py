@@ -100,8 +100,9 @@ def format_tensor(values, suffixes: list[str], prefix: str = "tensor(") -> str:
     indent = len(prefix)
     if values.size == 0:
         body = "[]"
-        if values.shape != (0,):
-            suffixes = [f"size={tuple(values.shape)}", *suffixes]
+        if values.shape != (0,):  # after the device, as torch has it
+            at = int(bool(suffixes) and suffixes[0].startswith("device="))
+            suffixes = [*suffixes[:at], f"size={tuple(values.shape)}", *suffixes[at:]]
     else:
         summarize = values.size > THRESHOLD
         shown = _shown(values) if summarize else values.ravel().tolist()

@@ -34,6 +34,7 @@ from types import ModuleType
 
 from . import dtypes
 from . import numpy_backend as host
+from .device import CPU, as_device, backend_for, device
 from .dtypes import INTEGER_TYPES, as_dtype, default_float, set_default_float
 
 Backend = ModuleType  # a backend is a module-like namespace; see the module docstring
@@ -73,9 +74,29 @@ def of_arrays(values) -> Backend:
     return host
 
 
+def move(a, dev):
+    """The array `a` on device `dev` (the same array when it is already there): a copy through
+    the host between backends, the target backend's own copy within one."""
+    dev = as_device(dev)
+    target = backend_for(dev)
+    source = of(a)
+    if source is not target:
+        a = source.to_numpy(a)
+    return target.to_device(a, dev)
+
+
+def for_device(dev) -> Backend:
+    """The backend holding arrays on device `dev` (a device, 'cuda:0', None for the default);
+    loads an optional one (CuPy) on first use."""
+    return _DEFAULT if dev is None else backend_for(as_device(dev))
+
+
 def default() -> Backend:
     """The backend on which tensors made from Python data (and factories) are created."""
-    return host
+    return _DEFAULT
+
+
+_DEFAULT = host
 
 
 def is_array(a) -> bool:
@@ -89,7 +110,7 @@ def from_data(data, dtype=None):
     dtype (and their backend) unless `dtype` is given."""
     if is_array(data):
         return of(data).array(data, dtype=dtype)
-    xp = default()
+    xp = host
     arr = xp.array(data)
     if dtype is None:
         kind = arr.dtype.kind
@@ -109,4 +130,5 @@ def is_array_scalar(a) -> bool:
 
 __all__ = ["Backend", "INTEGER_TYPES", "as_dtype", "default", "default_float", "dtypes",
            "from_data", "host", "is_array", "is_array_scalar", "of", "of_arrays", "register",
-           "set_default_float"]
+           "set_default_float", "CPU", "as_device", "backend_for", "device", "for_device",
+           "move"]

@@ -66,16 +66,19 @@ from numpy import (  # noqa: F401  (the vocabulary: re-exported for the core, se
     take_along_axis,
     tanh,
     transpose,
+    unique,
     unravel_index,
     where,
     zeros,
     zeros_like,
 )
 
+from .device import CPU, device
 from .dtypes import bool_, float32, float64, int32, int64  # noqa: F401  (the dtype table)
 
 NAME = "numpy"
 ARRAY_TYPES = (np.ndarray,)
+DEVICE_TYPE = "cpu"
 
 # Everything the core may call on a backend. A name outside this list is a leak past the seam.
 VOCABULARY = (
@@ -86,13 +89,14 @@ VOCABULARY = (
     "linspace", "log", "log1p", "logaddexp", "logical_and", "logical_or", "matmul", "maximum",
     "minimum", "multiply", "nanargmax", "ndarray", "negative", "ones", "ones_like", "power",
     "put_along_axis", "sign", "sqrt", "subtract", "sum", "take_along_axis", "tanh", "transpose",
-    "unravel_index", "where", "zeros", "zeros_like",
+    "unique", "unravel_index", "where", "zeros", "zeros_like",
     "bool_", "float32", "float64", "int32", "int64",
     # the seam's own functions
-    "NAME", "ARRAY_TYPES", "to_numpy", "copy", "may_overwrite", "column_major", "fast_exp",
+    "NAME", "ARRAY_TYPES", "DEVICE_TYPE", "device_of", "resolve", "to_device", "to_numpy",
+    "copy", "may_overwrite", "column_major", "fast_exp",
     "row_sums", "take_class", "add_to_class", "scatter_add", "reduce_sum", "reduce_min",
     "reduce_max",
-    "default_rng", "uniform", "standard_normal",
+    "default_rng", "uniform", "standard_normal", "device_uniform",
 )
 
 
@@ -102,6 +106,21 @@ VOCABULARY = (
 
 def to_numpy(a: np.ndarray) -> np.ndarray:
     """The array as a NumPy array on the host: here the array itself (shared, not copied)."""
+    return a
+
+
+def device_of(a) -> device:
+    """The device of an array of this backend: the host."""
+    return CPU
+
+
+def resolve(dev: device) -> device:
+    """The concrete device `dev` names (the host has one)."""
+    return CPU
+
+
+def to_device(a: np.ndarray, dev: device) -> np.ndarray:
+    """`a` (a NumPy array) on the host device: the array itself."""
     return a
 
 
@@ -280,3 +299,8 @@ def uniform(generator: np.random.Generator, shape, dtype) -> np.ndarray:
 def standard_normal(generator: np.random.Generator, shape, dtype) -> np.ndarray:
     """N(0, 1) samples of `shape` in `dtype` on this backend, drawn from the host `generator`."""
     return generator.standard_normal(shape, dtype=dtype)
+
+
+def device_uniform(generator: np.random.Generator, shape, dtype) -> np.ndarray:
+    """U[0, 1) drawn where the arrays live (dropout's masks); on the host: from `generator`."""
+    return generator.random(shape, dtype=dtype)

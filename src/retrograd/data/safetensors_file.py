@@ -41,7 +41,11 @@ def encode_safetensors(tensors: Mapping[str, np.ndarray],
     tensor's little-endian C-order bytes, in the order given."""
     header, chunks, offset = {}, [], 0
     for name, value in tensors.items():
-        a = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+        if hasattr(value, "cpu") and hasattr(value, "numpy"):  # a tensor on any device
+            value = value.detach().cpu().numpy()
+        elif hasattr(value, "get") and hasattr(value, "device"):  # a CuPy array
+            value = value.get()
+        a = np.asarray(value)
         if not a.flags.c_contiguous:  # (not ascontiguousarray: it makes a 0-d array 1-d)
             a = a.copy(order="C")
         if a.dtype.newbyteorder("=") not in _CODES:
@@ -231,9 +235,11 @@ def _parse_header(raw: bytes) -> tuple[int, dict[str, tuple]]:
     return n, tensors
 
 
-def load_safetensors(path: str, expected: Mapping | None = None) -> dict[str, np.ndarray]:
+def load_safetensors(path: str, expected: Mapping | None = None,
+                     device=None) -> dict[str, np.ndarray]:
     """name -> array from a safetensors file, validated as the reference library does; with
-    `expected` (name -> (shape, dtype), or name -> array), also check_state against it.
+    `expected` (name -> (shape, dtype), or name -> array), also check_state against it; with
+    `device` ('cuda:0', a retrograd.device), the arrays are put on that device.
 
     Any problem raises DataError (a ValueError) in one line naming the file and the problem."""
     path = os.fspath(path)
@@ -258,6 +264,10 @@ def load_safetensors(path: str, expected: Mapping | None = None) -> dict[str, np
         raise DataError(f"{path} is not a valid safetensors file: {exc}") from None
     if expected is not None:
         check_state(out, expected, path)
+    if device is not None:
+        from .. import backend
+
+        out = {name: backend.move(a, device) for name, a in out.items()}
     return out
 
 

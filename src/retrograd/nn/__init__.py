@@ -15,6 +15,7 @@ from .layers import (
     Sigmoid,
     Softmax,
     Tanh,
+    Unflatten,
 )
 from .losses import (
     BCELoss,
@@ -25,8 +26,29 @@ from .losses import (
     NLLLoss,
 )
 from .module import Module
+from .modules import (
+    ELU,
+    GELU,
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv1d,
+    Conv2d,
+    Embedding,
+    LayerNorm,
+    LeakyReLU,
+    MaxPool1d,
+    MaxPool2d,
+    SiLU,
+)
 
 __all__ = ["Module", "Parameter", "Linear", "Dense", "ReLU", "Sigmoid", "Tanh", "Softmax",
            "LogSoftmax", "Dropout", "Identity", "Flatten", "Sequential", "ModuleList",
            "functional", "init", "CrossEntropyLoss", "NLLLoss", "MSELoss", "BCELoss",
-           "BCEWithLogitsLoss", "FocalLoss"]
+           "BCEWithLogitsLoss", "FocalLoss", "Unflatten", "Conv1d", "Conv2d", "MaxPool1d",
+           "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
+           "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Embedding", "GELU", "SiLU", "LeakyReLU",
+           "ELU"]

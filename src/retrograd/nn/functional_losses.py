@@ -7,13 +7,25 @@ total weight of the counted samples, exactly as torch does.
 
 from __future__ import annotations
 
-import numpy as np
-
+from .. import backend
 from ..ops import PRIMITIVES
 from ..tensor import Tensor, _wrap, apply
 
 _P = PRIMITIVES
 _REDUCTIONS = ("none", "mean", "sum")
+
+
+def _array(value, like: Tensor, dtype=None):
+    """The array behind `value` for an operation with `like`: a Tensor's own array (on its
+    device: a mismatch is the operation's error), or data (lists, host arrays) put on like's
+    device."""
+    if isinstance(value, Tensor):
+        a = value._data
+    else:
+        a = value if backend.is_array(value) else backend.from_data(value)
+        if backend.of(a).device_of(a) != like.device:
+            a = backend.move(a, like.device)
+    return a if dtype is None or a.dtype == dtype else a.astype(dtype)
 
 
 def _check_reduction(reduction: str) -> None:
@@ -28,27 +40,28 @@ def _check_float_input(name: str, input: Tensor) -> None:
         raise TypeError(f"{name}: input must be floating point, got dtype {input.dtype}")
 
 
-def _class_weight(name: str, weight, n_classes: int, dtype) -> np.ndarray | None:
+def _class_weight(name: str, weight, n_classes: int, input: Tensor):
     if weight is None:
         return None
-    w = np.asarray(weight._data if isinstance(weight, Tensor) else weight)
+    w = _array(weight, input)
+    xp = backend.of(w)
     if w.shape != (n_classes,):
         raise ValueError(f"{name}: weight must have shape ({n_classes},) (one entry per class), "
                          f"got {w.shape}")
-    if not np.all(np.isfinite(w)) or np.any(w < 0):
-        bad = w[~np.isfinite(w) | (w < 0)][0]
+    if not bool(xp.all(xp.isfinite(w))) or bool(xp.any(w < 0)):
+        bad = w[~xp.isfinite(w) | (w < 0)][0]
         raise ValueError(f"{name}: class weights must be finite and >= 0, got {bad}")
-    return w.astype(dtype)
+    return w.astype(input.dtype)
 
 
-def _class_indices(name: str, target, input: Tensor, ignore_index: int) -> np.ndarray:
+def _class_indices(name: str, target, input: Tensor, ignore_index: int):
     """The targets as an integer array, checked: each in [0, C) or equal to ignore_index."""
     return _checked_indices(name, target, input, ignore_index)[0]
 
 
 def _checked_indices(name: str, target, input: Tensor, ignore_index: int):
     """(labels, none_ignored): none_ignored is True when no label equals ignore_index."""
-    labels = target._data if isinstance(target, Tensor) else np.asarray(target)
+    labels = _array(target, input)
     kind = labels.dtype.kind
     if kind not in "iu":
         raise TypeError(f"{name}: class-index targets must be integers, got dtype {labels.dtype}")
@@ -60,10 +73,10 @@ def _checked_indices(name: str, target, input: Tensor, ignore_index: int):
     n_classes = shape[1]
     # one pass: seen as unsigned, a negative label is huge, so the max alone bounds them all
     unsigned = labels.view(labels.dtype.str.replace("i", "u")) if kind == "i" else labels
-    if labels.size == 0 or np.maximum.reduce(unsigned, axis=None) < n_classes:
+    if labels.size == 0 or backend.of(labels).reduce_max(unsigned, axis=None) < n_classes:
         return labels, not 0 <= ignore_index < n_classes  # every label is a class
     bad = (labels != ignore_index) & ((labels < 0) | (labels >= n_classes))
-    if np.any(bad):
+    if bool(backend.of(bad).any(bad)):
         raise IndexError(f"{name}: target {labels[bad].flat[0]} is out of bounds for "
                          f"{n_classes} classes (valid: 0 to {n_classes - 1}, or "
                          f"ignore_index={ignore_index})")
@@ -74,7 +87,7 @@ def _batched(input: Tensor, target):
     """torch accepts one unbatched sample: input (C,) and a scalar or (C,) target."""
     if input.ndim != 1:
         return input, target, False
-    t = target._data if isinstance(target, Tensor) else np.asarray(target)
+    t = _array(target, input)
     if t.dtype.kind == "f":
         target = target.unsqueeze(0) if isinstance(target, Tensor) else t[None]
     else:
@@ -128,13 +141,13 @@ def policy_gradient_loss(logits: Tensor, actions, returns, reduction: str = "mea
     gradient flows into them); 'mean' divides by the number of samples.
     """
     _check_float_input("policy_gradient_loss", logits)
-    r = returns._data if isinstance(returns, Tensor) else np.asarray(returns)
+    r = _array(returns, logits)
     if logits.ndim != 2:
         raise ValueError(f"policy_gradient_loss: logits must be (N, A), got {logits.shape}")
     if r.shape != logits.shape[:1]:
         raise ValueError(f"policy_gradient_loss: returns of shape {r.shape} do not match "
                          f"{logits.shape[0]} samples")
-    if not np.all(np.isfinite(r)):
+    if not bool(backend.of(r).all(backend.of(r).isfinite(r))):
         raise ValueError("policy_gradient_loss: returns must be finite")
     return _softmax_loss("policy_gradient_loss", logits, actions, None, -100, reduction, 0.0,
                          sample_weight=r.astype(logits.dtype), indices_only=True)
@@ -150,8 +163,8 @@ def _softmax_loss(name, input, target, weight, ignore_index, reduction, label_sm
     if input.ndim < 2:
         raise ValueError(f"{name}: expected input of shape (N, C, ...), got {input.shape}")
     n_classes = input.shape[1]
-    w = _class_weight(name, weight, n_classes, input.dtype)
-    t = target._data if isinstance(target, Tensor) else np.asarray(target)
+    w = _class_weight(name, weight, n_classes, input)
+    t = _array(target, input)
     if t.dtype.kind == "f":
         if indices_only:
             raise TypeError(f"{name}: expects class-index targets, got floating dtype {t.dtype}")
@@ -195,13 +208,15 @@ def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100,
     _check_reduction(reduction)
     input, target, unbatched = _batched(input, target)
     labels = _class_indices("nll_loss", target, input, ignore_index)
-    w = _class_weight("nll_loss", weight, input.shape[1], input.dtype)
+    w = _class_weight("nll_loss", weight, input.shape[1], input)
+    xp = backend.of(labels)
     counted = labels != ignore_index
-    safe = np.where(counted, labels, 0)
-    coef = (safe[:, None] == np.arange(input.shape[1]).reshape((1, -1) + (1,) *
+    safe = xp.where(counted, labels, 0)
+    coef = (safe[:, None] == xp.arange(input.shape[1]).reshape((1, -1) + (1,) *
                                                                 (input.ndim - 2)))
     per_sample = (w[safe] if w is not None else 1) * counted
-    coef = coef * np.expand_dims(np.asarray(per_sample, dtype=input.dtype), 1)
+    per_sample = xp.asarray(per_sample, dtype=input.dtype)
+    coef = coef * per_sample.reshape(per_sample.shape[:1] + (1,) + per_sample.shape[1:])
     loss = -(input * coef.astype(input.dtype)).sum(1)
     if unbatched:
         loss = loss.reshape(())
@@ -210,7 +225,7 @@ def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100,
 
 
 def _elementwise_target(name: str, input: Tensor, target) -> Tensor:
-    t = target if isinstance(target, Tensor) else _wrap(np.asarray(target, dtype=input.dtype))
+    t = target if isinstance(target, Tensor) else _wrap(_array(target, input, input.dtype))
     if t.shape != input.shape:
         raise ValueError(f"{name}: target of shape {t.shape} must have the input's shape "
                          f"{input.shape}")
@@ -220,9 +235,9 @@ def _elementwise_target(name: str, input: Tensor, target) -> Tensor:
 def _elementwise_weight(name: str, weight, input: Tensor):
     if weight is None:
         return None
-    w = np.asarray(weight._data if isinstance(weight, Tensor) else weight, dtype=input.dtype)
+    w = _array(weight, input, input.dtype)
     try:
-        np.broadcast_shapes(w.shape, input.shape)
+        backend.host.broadcast_shapes(w.shape, input.shape)
     except ValueError:
         raise ValueError(f"{name}: weight of shape {w.shape} does not broadcast to the input's "
                          f"shape {input.shape}") from None
@@ -243,7 +258,8 @@ def binary_cross_entropy(input: Tensor, target, weight=None, reduction: str = "m
     _check_reduction(reduction)
     t = _elementwise_target("binary_cross_entropy", input, target)
     p = input._data
-    if p.size and (np.nanmin(p) < 0 or np.nanmax(p) > 1):
+    xp = backend.of(p)
+    if p.size and bool(xp.any((p < 0) | (p > 1))):
         raise ValueError("binary_cross_entropy: input must be probabilities in [0, 1] "
                          "(use binary_cross_entropy_with_logits for logits)")
     w = _elementwise_weight("binary_cross_entropy", weight, input)
@@ -261,7 +277,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, reducti
     t = _elementwise_target(name, input, target)
     w = _elementwise_weight(name, weight, input)
     pw = _elementwise_weight(name, pos_weight, input)
-    if pw is not None and np.any(pw < 0):
+    if pw is not None and bool(backend.of(pw).any(pw < 0)):
         raise ValueError(f"{name}: pos_weight must be >= 0")
     loss = apply(_P["bce_with_logits"], input, t, weight=w, pos_weight=pw)
     return _reduce(loss, reduction, loss.numel())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from .. import backend
 from .. import random as _random
 from ..tensor import Tensor
 
@@ -44,7 +45,8 @@ def _fan(tensor: Tensor, mode: str) -> int:
 
 
 def _fill(tensor: Tensor, array) -> Tensor:
-    tensor._data[...] = array
+    # drawn on the host and moved: one seed gives the same weights on every device
+    tensor._data[...] = backend.move(array, tensor.device)
     tensor._vc[0] += 1
     return tensor
 

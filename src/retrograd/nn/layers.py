@@ -1,12 +1,13 @@
-"""Layers: Linear (the course's Dense), activations, Dropout, Identity, Flatten, Sequential."""
+"""Layers: Linear (the course's Dense), activations, Dropout, Identity, Flatten, Unflatten,
+Sequential (the other families are in nn/modules/)."""
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
 
-import numpy as np
-
+from ..backend import INTEGER_TYPES, as_dtype
+from ..backend import host as _host
 from ..tensor import Parameter, Tensor, get_default_dtype
 from . import functional as F
 from . import init
@@ -19,20 +20,23 @@ class Linear(Module):
 
     _optional_parameters = ("bias",)
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None,
+                 dtype=None):
         super().__init__()
         for name, n in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(n, (int, np.integer)) or n <= 0:
+            if not isinstance(n, INTEGER_TYPES) or n <= 0:
                 raise ValueError(f"Linear: {name} must be a positive integer, got {n!r}")
         self.in_features, self.out_features = int(in_features), int(out_features)
-        dtype = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
         # Stored column-major, as the transpose of a row-major (in, out) array: the forward's
         # x @ W.T is then a plain (non-transposed) BLAS product, which OpenBLAS runs 10-35%
         # faster than the transposed one for these shapes (BENCHMARKS.md). Shape, values and
         # state_dict are torch's; only the memory order differs.
-        self.weight = Parameter(np.empty((in_features, out_features), dtype=dtype).T)
-        self.bias = Parameter(np.empty(out_features, dtype=dtype)) if bias else None
+        self.weight = Parameter(_host.empty((in_features, out_features), dtype=dtype).T)
+        self.bias = Parameter(_host.empty(out_features, dtype=dtype)) if bias else None
         self.reset_parameters()
+        if device is not None:  # made (and initialized) on the host, then moved: one seed
+            self.to(device)     # gives the same weights on every device
 
     def reset_parameters(self) -> None:
         # torch: kaiming_uniform_(a=sqrt(5)) for the weight, which is U(+-1/sqrt(fan_in)).
@@ -43,6 +47,10 @@ class Linear(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight, self.bias)
+
+    def forward_relu(self, x: Tensor) -> Tensor:
+        """relu(self(x)) as one node (Sequential's fusion rule)."""
+        return F.linear_relu(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -116,6 +124,48 @@ class Flatten(Module):
     def forward(self, x: Tensor) -> Tensor:
         return x.flatten(self.start_dim, self.end_dim)
 
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """Axis `dim` split into `unflattened_size` (one entry may be -1), as torch.nn.Unflatten."""
+
+    def __init__(self, dim: int, unflattened_size):
+        super().__init__()
+        size = tuple(unflattened_size) if isinstance(unflattened_size, (tuple, list)) else None
+        if not size or not all(isinstance(n, INTEGER_TYPES) and (n > 0 or n == -1)
+                                for n in size) or list(size).count(-1) > 1:
+            raise ValueError(f"Unflatten: unflattened_size must be a tuple of positive integers "
+                             f"(one may be -1), got {unflattened_size!r}")
+        self.dim, self.unflattened_size = dim, tuple(int(n) for n in size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        dim = self.dim if self.dim >= 0 else self.dim + x.ndim
+        if not 0 <= dim < x.ndim:
+            raise IndexError(f"Unflatten: dim {self.dim} is out of range for input of shape "
+                             f"{tuple(x.shape)}")
+        size, n = self.unflattened_size, x.shape[dim]
+        known = math.prod(k for k in size if k != -1)
+        if (-1 in size and (known == 0 or n % known)) or (-1 not in size and known != n):
+            raise ValueError(f"Unflatten: cannot split axis {self.dim} of size {n} (input of "
+                             f"shape {tuple(x.shape)}) into {size}")
+        return x.reshape(x.shape[:dim] + size + x.shape[dim + 1:])
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+def fused_relu(module: Module):
+    """The module's `forward_relu` (relu(module(x)) as one node), when the class whose forward
+    it runs defines one beside it; else None. Sequential's one fusion rule: any such layer
+    followed by a ReLU runs fused (Linear, Conv1d, Conv2d), and a subclass that overrides
+    forward is never fused by accident."""
+    for cls in type(module).__mro__:
+        if "forward" in cls.__dict__:
+            return module.forward_relu if "forward_relu" in cls.__dict__ else None
+    return None
+
 
 class Sequential(Module):
     """Modules applied in order; keys "0", "1", ... (or the names of an OrderedDict)."""
@@ -137,10 +187,12 @@ class Sequential(Module):
         i = 0
         while i < len(modules):
             m = modules[i]
-            # Linear then ReLU runs as one fused node: the same values and gradients, and the
-            # ReLU costs no extra pass over the activations.
-            if type(m) is Linear and i + 1 < len(modules) and type(modules[i + 1]) is ReLU:
-                x = F.linear_relu(x, m.weight, m.bias)
+            # a layer with a forward_relu then a ReLU run as one fused node: the same values
+            # and gradients, and the ReLU costs no extra pass over the activations
+            fused = fused_relu(m) if i + 1 < len(modules) and type(modules[i + 1]) is ReLU \
+                else None
+            if fused is not None:
+                x = fused(x)
                 i += 2
             else:
                 x = m(x)

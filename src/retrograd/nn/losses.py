@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from ..backend import host as _host
 from ..tensor import Tensor, _wrap
 from . import functional as F
 from .module import Module
@@ -26,7 +25,7 @@ class _WeightedLoss(_Loss):
     def __init__(self, weight=None, reduction: str = "mean"):
         super().__init__(reduction)
         if weight is not None and not isinstance(weight, Tensor):
-            weight = _wrap(np.asarray(weight))
+            weight = _wrap(_host.asarray(weight))
         self.register_buffer("weight", weight)
 
 
@@ -81,7 +80,7 @@ class BCEWithLogitsLoss(_WeightedLoss):
     def __init__(self, weight=None, reduction: str = "mean", pos_weight=None):
         super().__init__(weight, reduction)
         if pos_weight is not None and not isinstance(pos_weight, Tensor):
-            pos_weight = _wrap(np.asarray(pos_weight))
+            pos_weight = _wrap(_host.asarray(pos_weight))
         self.register_buffer("pos_weight", pos_weight)
 
     def forward(self, input: Tensor, target) -> Tensor:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import OrderedDict, namedtuple
 from collections.abc import Iterator
 
-import numpy as np
-
+from .. import backend
+from ..backend import dtypes
 from ..grad_mode import no_grad
-from ..tensor import Parameter, Tensor, _wrap
+from ..tensor import Parameter, Tensor, parse_to
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -154,25 +154,38 @@ class Module:
             elif p.grad is not None:
                 p.grad._data[...] = 0
 
-    def to(self, dtype) -> Module:
-        """Convert floating parameters and buffers in place (the Parameter objects stay the same,
-        so an optimizer built before keeps working)."""
-        dtype = np.dtype(dtype)
-        if dtype.kind != "f":
+    def to(self, *args, **kwargs) -> Module:
+        """to(device), to(dtype), to(device, dtype), to(tensor): move and/or cast the
+        parameters and buffers in place (the Parameter objects stay the same, so an optimizer
+        built before keeps working); only floating ones change dtype, as in torch. Returns
+        self."""
+        dev, dtype = parse_to(args, kwargs)
+        if dtype is not None and dtype.kind != "f":
             raise TypeError(f"Module.to: expected a floating dtype, got {dtype}")
+        if dev is not None:
+            backend.for_device(dev)  # a device that cannot be reached fails before any change
         for t in list(self.parameters()) + list(self.buffers()):
-            if t.dtype.kind == "f" and t.dtype != dtype:
-                t._data = t._data.astype(dtype)
-                t._vc[0] += 1
-                if t.grad is not None:
-                    t.grad = _wrap(t.grad._data.astype(dtype))
+            _convert(t, dev, dtype)
+            if t.grad is not None:
+                _convert(t.grad, dev, dtype)
         return self
 
+    def cpu(self) -> Module:
+        """Move every parameter and buffer to the host."""
+        return self.to("cpu")
+
+    def cuda(self, device=None) -> Module:
+        """Move every parameter and buffer to a CUDA device (the current one by default)."""
+        dev = backend.as_device("cuda" if device is None else device)
+        if dev.type != "cuda":
+            raise ValueError(f"cuda: expected a CUDA device, got {dev}")
+        return self.to(dev)
+
     def double(self) -> Module:
-        return self.to(np.float64)
+        return self.to(dtypes.float64)
 
     def float(self) -> Module:
-        return self.to(np.float32)
+        return self.to(dtypes.float32)
 
     def apply(self, fn) -> Module:
         """Call fn on every submodule (children first) and on self, as torch's Module.apply."""
@@ -218,7 +231,7 @@ class Module:
         for key, value in state_dict.items():
             if key not in own:
                 continue
-            array = _to_numpy(value)
+            array = _to_array(value)
             if array.shape != own[key].shape:
                 raise ValueError(f"load_state_dict: {key!r} has shape {array.shape}, "
                                  f"the module expects {own[key].shape}")
@@ -242,9 +255,25 @@ class Module:
         return head + "\n  " + "\n  ".join(lines) + "\n)"
 
 
-def _to_numpy(value) -> np.ndarray:
+def _convert(t: Tensor, dev, dtype) -> None:
+    """Move and cast t's array in place (floating dtypes only), bumping its version."""
+    data = t._data
+    if dev is not None and t.device != backend.for_device(dev).resolve(dev):
+        data = backend.move(data, dev)
+    if dtype is not None and data.dtype.kind == "f" and data.dtype != dtype:
+        data = data.astype(dtype)
+    if data is not t._data:
+        t._data = data
+        t._vc[0] += 1
+
+
+def _to_array(value):
+    """A state_dict value as an array (on its own device; copy_ moves it): a tensor's array,
+    a torch tensor's values, or array-like data."""
     if isinstance(value, Tensor):
-        return value._data
-    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
+        value = value._data
+    elif hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
         value = value.detach().cpu().numpy()
-    return np.asarray(value)
+    if not backend.is_array(value):
+        value = backend.host.asarray(value)
+    return value

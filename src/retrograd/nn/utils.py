@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from .. import backend
 from ..tensor import Tensor
 
 
@@ -15,10 +14,11 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0) -> floa
     grads = [p.grad._data for p in parameters if p.grad is not None]
     if not grads:
         return 0.0
+    xp = backend.of(grads[0])
     if norm_type == float("inf"):
-        total = max(float(np.abs(g).max()) for g in grads)
+        total = max(float(xp.abs(g).max()) for g in grads)
     else:
-        total = float(sum(float(np.sum(np.abs(g.astype(np.float64)) ** norm_type))
+        total = float(sum(float(xp.sum(xp.abs(g.astype(xp.float64)) ** norm_type))
                           for g in grads) ** (1.0 / norm_type))
     scale = max_norm / (total + 1e-6)
     if scale < 1:

@@ -9,6 +9,12 @@
                    cat
     softmax.py     softmax, log_softmax
     losses.py      the fused softmax cross-entropy and binary cross-entropies
+    conv.py        conv (im2col + one GEMM) and its two gradients, conv_input_grad and
+                   conv_weight_grad (each one's VJP is made of the other two)
+    pool.py        max_pool, avg_pool and its adjoint avg_pool_backward
+    norm.py        normalize (BatchNorm / LayerNorm), vector_norm
+    activation.py  erf, gelu, gelu_tanh, silu, leaky_relu, elu
+    embedding.py   embedding (a row lookup whose gradient skips padding_idx)
 
 A forward is written against `xp`, the arrays' backend (retrograd.backend), and a VJP against
 `ops`, the table itself as a namespace: on arrays during a plain backward (nothing is wrapped,
@@ -38,7 +44,18 @@ work (a joint VJP):
               joint=_bilinear_vjp, arity=3)  # and a "bilinear" case in the test's CASES
 """
 
-from . import elementwise, linalg, losses, shapes, softmax  # noqa: F401  (each fills the table)
+from . import (  # noqa: F401  (each fills the table)
+    activation,
+    conv,
+    elementwise,
+    embedding,
+    linalg,
+    losses,
+    norm,
+    pool,
+    shapes,
+    softmax,
+)
 from .registry import PRIMITIVES, Primitive, array_namespace, namespace, primitive
 from .shapes import kept_shape, sum_to
 

@@ -6,6 +6,7 @@ shape and the engine sums it back to each argument's shape (and casts it to its 
 
 from __future__ import annotations
 
+from .. import backend
 from .registry import primitive
 
 
@@ -80,5 +81,14 @@ primitive("where", lambda xp, c, x, y: xp.where(c, x, y),
           lambda ops, g, out, c, x, y: ops.where(c, g, 0),
           lambda ops, g, out, c, x, y: ops.where(c, 0, g), elementwise=True,
           domain=("bool", "real", "real"))
+# a copy onto another device (Tensor.to(device)); the gradient goes back to the input's device
+primitive("to_device", lambda xp, x, device: backend.move(x, device),
+          lambda ops, g, out, x, device: ops.to_device(g, device=_device_of(ops.raw(x))))
+
+
+def _device_of(a):
+    return backend.of(a).device_of(a)
+
+
 primitive("astype", lambda xp, x, dtype: x.astype(dtype),
           lambda ops, g, out, x, dtype: ops.astype(g, dtype=x.dtype))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import backend
 from ..grad_mode import no_grad
 from ..tensor import Tensor, _wrap
 from . import interrupts
@@ -52,14 +53,17 @@ def evaluate(model, loss_fn: Callable, x: np.ndarray, y: np.ndarray,
     if len(x) == 0:
         raise ValueError("evaluate: no rows to evaluate")
     was_training = model.training
+    device = next((p.device for p in model.parameters()), backend.CPU)
     model.eval()
     logits, total = [], 0.0
     with no_grad():
         for start in range(0, len(x), batch_size):
             xb, yb = _wrap(x[start:start + batch_size]), _wrap(y[start:start + batch_size])
+            if device.type != "cpu":
+                xb, yb = xb.to(device), yb.to(device)
             out = model(xb)
             total += float(loss_fn(out, yb).item()) * len(xb)
-            logits.append(out.numpy())
+            logits.append(out.cpu().numpy())
     model.train(was_training)
     logits = np.concatenate(logits)
     accuracy = float(np.mean(logits.argmax(axis=1) == y))
@@ -76,6 +80,8 @@ class Loop:
         self.loader, self.epochs, self.start_epoch = loader, epochs, start_epoch
         self.history, self.callbacks = history, callbacks
         self.params = [p for p in model.parameters() if p.requires_grad]
+        device = self.params[0].device if self.params else None
+        self.device = device if device is not None and device.type != "cpu" else None
         self.epoch = start_epoch
         self.step = 0  # optimizer steps in this call
         self.batch = self.out = self.loss = None
@@ -93,7 +99,7 @@ class Loop:
 
     def snapshot(self) -> dict[str, np.ndarray]:
         """A copy of the model's state (parameters and buffers)."""
-        return {k: v.numpy().copy() for k, v in self.model.state_dict().items()}
+        return {k: v.cpu().numpy().copy() for k, v in self.model.state_dict().items()}
 
     def restore_last_good(self) -> None:
         self.model.load_state_dict(self.last_good)
@@ -133,7 +139,10 @@ class Loop:
                    f"the update and {self._kept()}")
 
     def gradients_finite(self) -> bool:
-        return self.all_finite(p.grad.numpy() for p in self.params if p.grad is not None)
+        grads = [p.grad._data for p in self.params if p.grad is not None]
+        if self.device is not None:  # off the host: a reduction there, no copy to the host
+            return all(bool(backend.of(g).isfinite(g).all()) for g in grads)
+        return self.all_finite(grads)
 
     def _kept(self) -> str:
         done = self.epoch - 1
@@ -191,6 +200,9 @@ class Loop:
             else:
                 if self.skip_batch:
                     continue
+                if self.device is not None:  # the model is off the host: batches follow it
+                    batch = tuple(t.to(self.device) if isinstance(t, Tensor) else t
+                                  for t in batch)
                 x, *targets = batch
                 self.out = out = self.model(x)
                 self.loss = loss = self.loss_fn(out, *targets)
@@ -228,7 +240,7 @@ class Loop:
         record["seconds"] = time.perf_counter() - self._t0
         # the epoch's record, its snapshot, its callbacks (a checkpoint) land together or not
         with interrupts.deferred():
-            if not self.all_finite(p.numpy() for p in self.params):
+            if not self.all_finite(p.cpu().numpy() for p in self.params):
                 self._halt("non-finite", f"the weights became NaN or infinite during epoch "
                            f"{self.epoch}: training stopped and {self._kept()}")
                 self.stop = "non-finite"
@@ -294,8 +306,8 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, epochs: int, *,
 
 
 def _correct(out: Tensor, y) -> int:
-    logits = out.numpy()
-    labels = y.numpy() if isinstance(y, Tensor) else np.asarray(y)
+    logits = out.cpu().numpy()
+    labels = y.cpu().numpy() if isinstance(y, Tensor) else np.asarray(y)
     if logits.ndim != 2 or labels.ndim != 1 or labels.dtype.kind not in "iu":
         return 0
     return int(np.count_nonzero(logits.argmax(axis=1) == labels))

@@ -132,7 +132,7 @@ class Plan:
 
 def run(options: TrainConfig, *, given: dict | None = None, out: str | None = None,
         resume: bool = False, overwrite: bool = False, progress: bool = True,
-        graph: bool = False, log=print) -> dict:
+        graph: bool = False, log=print, device: str = "cpu") -> dict:
     """Train and write the run folder; returns the metrics written to metrics.json, plus "out"
     (the folder) and "note" (set when a finished run was resumed: what was done instead).
 
@@ -163,7 +163,7 @@ def run(options: TrainConfig, *, given: dict | None = None, out: str | None = No
     if plan.done is not None:
         return plan.done
     p = ranks.together(lambda: kept["p"] if ranks.is_root else prepare(plan.config))
-    return _train(p, plan, ranks, progress, log if ranks.is_root else _quiet, graph)
+    return _train(p, plan, ranks, progress, log if ranks.is_root else _quiet, graph, device)
 
 
 def _quiet(line: str) -> None:
@@ -243,7 +243,8 @@ def _start(folder: RunFolder, overwrite: bool) -> None:
         folder.remove_run_files()
 
 
-def _train(p: Prepared, plan: Plan, ranks: Ranks, progress: bool, log, graph: bool) -> dict:
+def _train(p: Prepared, plan: Plan, ranks: Ranks, progress: bool, log, graph: bool,
+           device: str = "cpu") -> dict:
     """Train (or, plan.finalize: only write the results of a finished checkpoint) into the
     plan's folder. A new run that fails or stops before its first epoch ends removes the folder
     it made."""
@@ -254,6 +255,8 @@ def _train(p: Prepared, plan: Plan, ranks: Ranks, progress: bool, log, graph: bo
         if state is None:
             ranks.together(lambda: _start(folder, plan.overwrite), root_only=True)
         trainer = Trainer(p, os.path.join(folder.path, "checkpoint.npz"), ranks)
+        if device != "cpu":  # in place: the optimizer keeps its Parameters; fit moves batches
+            trainer.model.to(device)
         blas = threads.resolve(p.config.threads, p.split.n_features, p.config.hidden,
                                p.config.batch_size // ranks.size, ranks.local_size)
         with threads.blas_threads(blas):
