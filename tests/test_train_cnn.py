@@ -152,3 +152,20 @@ def test_bad_model_choices_are_one_line_exit_2_and_write_nothing(tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_folder_of_the_old_mlp_format_still_loads(tmp_path, capsys):
+    """Folders written before --model existed (format retrograd-mlp-1: hidden and activation,
+    no layer list) rebuild the same MLP and evaluate to the same accuracy."""
+    folder = tmp_path / "old"
+    assert main(["train", "--data", "spirals", "--hidden", "8", "--epochs", "2",
+                 "--no-progress", "--out", str(folder)]) == 0
+    description = json.loads((folder / "model.json").read_text())
+    expected = json.loads((folder / "metrics.json").read_text())["test_accuracy"]
+    old = {k: v for k, v in description.items()
+           if k not in ("layers", "model", "sample_shape")}
+    old.update(format="retrograd-mlp-1", hidden=[8], activation="relu")
+    (folder / "model.json").write_text(json.dumps(old))
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(folder)]) == 0
+    assert f"accuracy {expected:.4f}" in capsys.readouterr().out

@@ -9,6 +9,7 @@ Tensors with reverse-mode autodiff under PyTorch's names (`retrograd.tensor`, `.
 from . import autograd
 from .autograd import GradcheckError, gradcheck
 from .backend.dtypes import bool_, float32, float64, int32, int64
+from .contraction import einsum
 from .cpu import set_flush_denormal
 from .functions import (
     abs,

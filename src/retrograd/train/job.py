@@ -1,4 +1,4 @@
-"""The main job: train an MLP classifier from a TrainConfig and write the run folder
+"""The main job: train an MLP or CNN classifier from a TrainConfig and write the run folder
 (metrics.json, history.csv, model.safetensors + model.json, checkpoint.npz, figures).
 
 Promises (issue 13): everything that can be wrong with the options or the data is found before
@@ -150,8 +150,13 @@ def run(options: TrainConfig, *, given: dict | None = None, out: str | None = No
     one training batch, with a backward stepper). Under MPI every rank calls it alike; rank 0
     logs and writes, and every rank returns rank 0's result.
     """
+    defaults = TrainConfig().to_dict()
     if given is None:
         given = {k: v for k, v in options.to_dict().items() if v is not None}
+        # from Python, a field left at its default was not chosen (hidden, activation)
+        mlp_given = [k for k in ("hidden", "activation") if given.get(k) != defaults[k]]
+    else:
+        mlp_given = [k for k in ("hidden", "activation") if k in given]
     ranks = Ranks()
     kept: dict = {}
 
@@ -159,9 +164,8 @@ def run(options: TrainConfig, *, given: dict | None = None, out: str | None = No
         if resume and overwrite:
             raise ValueError("--resume continues the run in --out, --overwrite replaces it: "
                              "choose one")
-        mlp_only = sorted(k for k in ("hidden", "activation") if k in given)
-        if options.model == "cnn" and mlp_only:
-            raise ValueError(f"--{mlp_only[0]} shapes the MLP; --model cnn takes its "
+        if options.model == "cnn" and mlp_given:
+            raise ValueError(f"--{sorted(mlp_given)[0]} shapes the MLP; --model cnn takes its "
                              "architecture from the dataset's recipe")
         plan = _plan_resume(given, out, ranks.size) if resume else \
             _plan_new(options, out, overwrite, ranks.size)
