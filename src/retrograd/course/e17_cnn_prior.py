@@ -90,6 +90,7 @@ def run(quick: bool, out_dir: str) -> Result:
            title=f"MNIST-1D: same steps ({steps}), optimizer and learning rate; "
                  f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}")
     ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.tick_params(axis="x", which="minor", labelbottom=False)  # only the measured sizes
     ax.grid(alpha=0.3)
     ax.legend()
     figure = save_figure(fig, out_dir, "e17_cnn_prior.png")
