@@ -116,7 +116,7 @@ def test_resume_restores_the_running_statistics(tmp_path, capsys):
 
 
 def test_the_mnist1d_cnn_recipe_learns_in_a_few_epochs(tmp_path, capsys):
-    """A short run of the recipe (the full one, 5 seeds, is bench/mnist1d_cnn.py): far above
+    """A short run of the recipe (the full one, 5 seeds, is bench/cnn_recipes.py): far above
     the paper's MLP (68%) after 6 epochs."""
     out = tmp_path / "m"
     assert main(["train", "--data", "mnist1d", "--model", "cnn", "--epochs", "6",
