@@ -110,6 +110,11 @@ CASES = [
     (lambda d, r: [T, "--activation", "gelu"], "'gelu'"),
     (lambda d, r: [T, "--class-weights", "balanced"], "'balanced'"),
     (lambda d, r: [T, "--data", "cifar"], "cifar"),
+    (lambda d, r: [T, "--model", "rnn"], "'rnn'"),
+    (lambda d, r: [T, "--model", "cnn", "--data", "spirals"], "image shape"),
+    (lambda d, r: [T, "--model", "cnn", "--data", csv(d, rows([0, 1] * 20))], "image shape"),
+    (lambda d, r: [T, "--model", "cnn", "--hidden", "32"], "--hidden"),
+    (lambda d, r: [T, "--model", "cnn", "--activation", "tanh"], "--activation"),
     (lambda d, r: [T, "--frobnicate"], "--frobnicate"),
     # train: data files
     (lambda d, r: [T, "--data", str(d / "missing.csv")], "missing.csv"),

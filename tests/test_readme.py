@@ -54,3 +54,15 @@ def test_the_public_names_the_readme_promises():
     assert retrograd.viz.graph is not None and retrograd.data.DataLoader is not None
     with pytest.raises(AttributeError):
         retrograd.no_such_name  # noqa: B018
+
+
+def test_the_bump_detector_snippet_prints_what_the_readme_says(outputs):
+    blocks = python_blocks()
+    i = next(k for k, b in enumerate(blocks) if "class Bumps(Dataset)" in b)
+    printed = float(outputs[i].split()[-1])
+    stated = re.search(r"It prints `bump detector test accuracy ([0-9.]+)`",
+                       open(os.path.join(ROOT, "README.md")).read()).group(1)
+    assert printed == pytest.approx(float(stated), abs=0.02)
+    # the CNN run folder's layers rebuilt the torch model with strict loading
+    j = next(k for k, b in enumerate(blocks) if "digits-cnn" in b)
+    assert "['Unflatten', 'Conv2d', 'BatchNorm2d', 'ReLU', 'Conv2d']" in outputs[j]

@@ -268,3 +268,39 @@ def test_graph_command_draws_a_trained_run(tmp_path, capsys):
     assert main(["graph", "--model", str(tmp_path / "nothing")]) == 2
     assert "not a retrograd run folder" in capsys.readouterr().err
     assert not (tmp_path / "g.png").exists() and not (tmp_path / "missing").exists()
+
+
+def test_a_cnn_graph_names_the_conv_node_and_its_edges_shapes(tmp_path):
+    rg.manual_seed(0)
+    model = rg.nn.Sequential(rg.nn.Conv1d(1, 4, 3), rg.nn.BatchNorm1d(4), rg.nn.ReLU(),
+                             rg.nn.MaxPool1d(2), rg.nn.Flatten(), rg.nn.Linear(16, 3))
+    x = np.random.default_rng(0).standard_normal((2, 1, 10)).astype(np.float32)
+    y = np.array([0, 2])
+    loss = F.cross_entropy(model(rg.tensor(x)), rg.tensor(y))
+    g = viz.graph(loss, params=model)
+    # by hand: conv, BatchNorm, ReLU, pool, flatten, Linear, softmax-CE
+    assert [v.prim for v in g.operations] == ["conv", "normalize", "relu", "max_pool", "reshape",
+                                              "linear", "softmax_cross_entropy"]
+    conv = g.vertex(g.forward[0])
+    assert conv.label == "Conv" and conv.shape == [2, 4, 8]  # (10 - 3) + 1 positions
+    into_conv = {e.name: (g.vertex(e.source).label, e.shape) for e in g.edges
+                 if e.target == conv.id}
+    assert into_conv == {"input": ("input", [2, 1, 10]), "weight": ("0.weight", [4, 1, 3]),
+                         "bias": ("0.bias", [4])}
+    pooled = [e for e in g.edges if g.vertex(e.target).prim == "reshape"]
+    assert [e.shape for e in pooled] == [[2, 4, 4]]
+    assert graphviz_counts(g.dot()) == (7 + 6 + 2, 14)  # 7 ops, 6 parameters, input, target
+    # the recorded conv weight gradient is torch's
+    net = torch.nn.Sequential(torch.nn.Conv1d(1, 4, 3), torch.nn.BatchNorm1d(4),
+                              torch.nn.ReLU(), torch.nn.MaxPool1d(2), torch.nn.Flatten(),
+                              torch.nn.Linear(16, 3)).float()
+    net.load_state_dict({k: torch.tensor(v.numpy()) for k, v in model.state_dict().items()})
+    torch.nn.functional.cross_entropy(net(torch.tensor(x)), torch.tensor(y)).backward()
+    weight = next(v for v in g.vertices if v.label == "0.weight")
+    expected = net[0].weight.grad.numpy().astype(np.float64)  # (3-D: summarized, not listed)
+    np.testing.assert_allclose([weight.grad[k] for k in ("min", "max", "mean")],
+                               [expected.min(), expected.max(), expected.mean()], rtol=1e-4,
+                               atol=1e-6)
+    path = tmp_path / "cnn.html"
+    g.save(str(path))
+    assert 'data-prim="conv"' in path.read_text()

@@ -10,6 +10,7 @@ from . import autograd, cuda
 from .autograd import GradcheckError, gradcheck
 from .backend.device import device
 from .backend.dtypes import bool_, float32, float64, int32, int64
+from .contraction import einsum
 from .cpu import set_flush_denormal
 from .functions import (
     abs,

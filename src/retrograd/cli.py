@@ -74,13 +74,17 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
 def _add_model_options(p: argparse.ArgumentParser, *, training: bool) -> None:
     """The options that define a model and its training; `training` adds those that only a
     full training run uses (epochs, schedules, early stopping...)."""
-    from .registry import LOSSES, OPTIMIZERS, SCHEDULES
+    from .registry import LOSSES, MODELS, OPTIMIZERS, SCHEDULES
     from .train.config import ACTIVATIONS, CLASS_WEIGHTS, TrainConfig
 
     d = TrainConfig()
     _add_data_options(p)
+    p.add_argument("--model", default=None, choices=MODELS,
+                   help="mlp, or cnn: convolutions with BatchNorm, for data with an image "
+                        "shape (digits, mnist1d, IDX folders, .npz of images); its "
+                        "architecture comes from the dataset's recipe (default: mlp)")
     p.add_argument("--hidden", type=int, nargs="+", default=None, metavar="H",
-                   help=_with_default("hidden layer sizes", " ".join(map(str, d.hidden))))
+                   help=_with_default("hidden layer sizes (mlp)", " ".join(map(str, d.hidden))))
     p.add_argument("--activation", default=None, choices=ACTIVATIONS,
                    help=_with_default("hidden activation", d.activation))
     p.add_argument("--loss", default=None, choices=tuple(LOSSES),
@@ -149,8 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 metavar="COMMAND")
 
     train = sub.add_parser(
-        "train", help="train an MLP classifier and write a run folder",
-        description="Train an MLP classifier on embedded or your own data and write a run "
+        "train", help="train a classifier (an MLP or a CNN) and write a run folder",
+        description="Train a classifier (--model mlp or cnn) on embedded or your own data and "
+                    "write a run "
                     "folder: metrics.json, history.csv, model.safetensors + model.json, "
                     "checkpoint.npz and figures. Options you leave out come from the dataset's "
                     "recipe (printed at the start).")

@@ -1,9 +1,14 @@
 """Embedded, offline datasets with fixed, documented train/test splits, and synthetic ones.
 
 - digits: scikit-learn's load_digits (1797 8x8 images, 10 classes, shipped with scikit-learn),
-  split 80/20 per class with seed 0: 1438 train / 359 test.
+  split 80/20 per class with seed 0: 1438 train / 359 test; samples of shape (1, 8, 8).
 - mnist1d: generated procedurally by the mnist1d package (make_dataset(get_dataset_args()),
-  never its download): 4000 train / 1000 test, 40 features, 10 classes (the paper's split).
+  never its download): 4000 train / 1000 test, 40 features, 10 classes (the paper's split);
+  samples of shape (1, 40), one-channel signals.
+
+Features are kept as rows (N, n_features), which is what an MLP reads; `Split.sample_shape`
+records each sample's own shape (channels first) and `Split.images(x)` gives x in it, for
+convolutions.
 - spirals: interleaved 2-D spirals (any number of arms), optionally imbalanced by class ratios.
 """
 
@@ -22,7 +27,10 @@ class Split:
     """A dataset with its fixed train/test split (float32 features, int64 labels).
 
     class_names: the name of each class index when the labels were names (a CSV's `cat`,
-    `dog`: sorted, so class 0 is `cat`), None when they were integers."""
+    `dog`: sorted, so class 0 is `cat`), None when they were integers.
+    sample_shape: the shape of one sample, channels first ((1, 8, 8) for digits, (1, 40) for
+    MNIST-1D, (1, H, W) for IDX images); (n_features,) for a table (a CSV), which has none.
+    Arrays given in that shape are flattened to rows, which the MLP path reads."""
 
     name: str
     x_train: np.ndarray
@@ -30,12 +38,34 @@ class Split:
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: list[str] | None = None
+    sample_shape: tuple[int, ...] | None = None
 
     def __post_init__(self):
+        shape = np.shape(self.x_train)[1:]
         self.x_train = np.ascontiguousarray(self.x_train, dtype=np.float32)
         self.x_test = np.ascontiguousarray(self.x_test, dtype=np.float32)
+        if self.x_train.ndim > 2:
+            self.x_train = self.x_train.reshape(len(self.x_train), -1)
+        if self.x_test.ndim > 2:
+            self.x_test = self.x_test.reshape(len(self.x_test), -1)
         self.y_train = np.asarray(self.y_train, dtype=np.int64)
         self.y_test = np.asarray(self.y_test, dtype=np.int64)
+        if self.sample_shape is None:  # (N, H, W): one-channel images; (N, C, H, W) as is
+            self.sample_shape = sample_shape_of(shape)
+        self.sample_shape = tuple(int(n) for n in self.sample_shape)
+        if int(np.prod(self.sample_shape)) != self.x_train.shape[1]:
+            raise ValueError(f"{self.name}: sample_shape {self.sample_shape} does not hold "
+                             f"{self.x_train.shape[1]} features")
+
+    @property
+    def has_image_shape(self) -> bool:
+        """Whether samples have channels and at least one spatial axis ((C, L) or (C, H, W))."""
+        return len(self.sample_shape) in (2, 3)
+
+    def images(self, x: np.ndarray) -> np.ndarray:
+        """Rows of features as samples of sample_shape: (N, *sample_shape) (a view)."""
+        x = np.asarray(x)
+        return x.reshape(len(x), *self.sample_shape)
 
     @property
     def n_features(self) -> int:
@@ -46,6 +76,17 @@ class Split:
         if self.class_names is not None:
             return len(self.class_names)
         return int(max(self.y_train.max(initial=-1), self.y_test.max(initial=-1))) + 1
+
+
+def sample_shape_of(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The channels-first sample shape of samples stored with `shape` (without the batch
+    axis): (H, W) images have one channel, (C, H, W) keep theirs, rows of features are flat."""
+    shape = tuple(int(n) for n in shape)
+    if len(shape) == 2:
+        return (1, *shape)
+    if len(shape) >= 3:
+        return shape
+    return shape if shape else (1,)
 
 
 def n_split_rows(fraction: float, n: int) -> int:
@@ -107,14 +148,16 @@ def digits() -> Split:
     from sklearn.datasets import load_digits
 
     data = load_digits()
-    return Split("digits", *stratified_split(data.data, data.target, 0.2, seed=0))
+    return Split("digits", *stratified_split(data.data, data.target, 0.2, seed=0),
+                 sample_shape=(1, 8, 8))
 
 
 def mnist1d() -> Split:
     """MNIST-1D generated offline by its package: 4000 train / 1000 test, 40 features (a fresh
     copy each call; generated once per process)."""
     x, y, x_test, y_test = _mnist1d_arrays()
-    return Split("mnist1d", x.copy(), y.copy(), x_test.copy(), y_test.copy())
+    return Split("mnist1d", x.copy(), y.copy(), x_test.copy(), y_test.copy(),
+                 sample_shape=(1, 40))
 
 
 @functools.lru_cache(maxsize=1)

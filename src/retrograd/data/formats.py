@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .datasets import Split, check_split_sizes, stratified_split
+from .datasets import Split, check_split_sizes, sample_shape_of, stratified_split
 from .errors import DataError
 from .labels import check_class_count, integer_labels, labels_from_array, labels_from_text
 
@@ -231,11 +231,19 @@ def idx_file(folder: str, stem: str) -> str:
 
 def idx_pair(folder: str, part: str) -> tuple[np.ndarray, np.ndarray]:
     """(features, labels) of an IDX folder's "train" or "t10k" files."""
+    x, y, _ = idx_images(folder, part)
+    return x, y
+
+
+def idx_images(folder: str, part: str) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """(features as rows, labels, the images' sample shape (1, H, W)) of an IDX folder's
+    "train" or "t10k" files."""
     images = idx_file(folder, f"{part}-images-idx3-ubyte")
     labels = idx_file(folder, f"{part}-labels-idx1-ubyte")
-    x, y = feature_matrix(read_idx(images), images), integer_labels(read_idx(labels), labels)
+    raw = read_idx(images)
+    x, y = feature_matrix(raw, images), integer_labels(read_idx(labels), labels)
     _check_pair(x, y, folder)
-    return x, y
+    return x, y, sample_shape_of(raw.shape[1:])
 
 
 # ------------------------------------------------------------------------- a dataset to train
@@ -252,9 +260,12 @@ def load_path(path: str, label_column: str | None = None, test_fraction: float =
     path = os.fspath(path)
     name = os.path.basename(os.path.normpath(path))
     if os.path.isdir(path):
-        x, y = idx_pair(path, "train")
-        x_test, y_test = idx_pair(path, "t10k")
-        split = Split(name, x, y, x_test, y_test)
+        x, y, shape = idx_images(path, "train")
+        x_test, y_test, test_shape = idx_images(path, "t10k")
+        if test_shape != shape:
+            raise DataError(f"{path}: the train images are {shape[1:]}, the t10k images "
+                            f"{test_shape[1:]}")
+        split = Split(name, x, y, x_test, y_test, sample_shape=shape)
         check_class_count([(y, idx_file(path, "train-labels-idx1-ubyte")),
                            (y_test, idx_file(path, "t10k-labels-idx1-ubyte"))])
         _check_widths(split, path)
@@ -263,6 +274,7 @@ def load_path(path: str, label_column: str | None = None, test_fraction: float =
         raise DataError(f"no such file or folder: {path}")
     if path.endswith(".npz"):
         arrays = read_npz(path)
+        shape = sample_shape_of(np.shape(arrays["x"])[1:])
         x = feature_matrix(arrays["x"], f"{path} 'x'")
         y, classes = labels_from_array(arrays["y"], f"{path} 'y'")
         _check_pair(x, y, path)
@@ -271,10 +283,16 @@ def load_path(path: str, label_column: str | None = None, test_fraction: float =
             y_test, _ = _test_labels(arrays["y_test"], classes, f"{path} 'y_test'")
             _check_pair(x_test, y_test, path, "test ")
             check_class_count([(y, f"{path} 'y'"), (y_test, f"{path} 'y_test'")])
-            split = Split(name, x, y, x_test, y_test, classes)
+            split = Split(name, x, y, x_test, y_test, classes, sample_shape=shape)
             _check_widths(split, path)
+            if np.shape(arrays["x_test"])[1:] != np.shape(arrays["x"])[1:]:
+                raise DataError(f"{path}: 'x' holds samples of shape {np.shape(arrays['x'])[1:]}"
+                                f", 'x_test' of shape {np.shape(arrays['x_test'])[1:]}")
             return split
         check_class_count([(y, f"{path} 'y'")])
+        check_split_sizes(y, test_fraction, path, "test", classes)
+        return Split(name, *stratified_split(x, y, test_fraction, seed), classes,
+                     sample_shape=shape)
     elif path.endswith(".csv") or path.endswith(".txt"):
         x, y, classes = read_labeled_csv(path, label_column)
         check_class_count([(y, path)], first_row=2)

@@ -13,10 +13,17 @@ class Standardizer:
         self.mean = None if mean is None else np.asarray(mean, dtype=np.float32)
         self.std = None if std is None else np.asarray(std, dtype=np.float32)
 
-    def fit(self, x: np.ndarray) -> Standardizer:
+    def fit(self, x: np.ndarray, per_feature: bool = True) -> Standardizer:
+        """Mean and std per feature, or (per_feature=False) one mean and std of all the values,
+        repeated for every feature: what a convolution wants, whose weights are shared across
+        positions (the saved form is the same)."""
         x = np.asarray(x, dtype=np.float64)
-        self.mean = x.mean(axis=0).astype(np.float32)
-        std = x.std(axis=0)
+        if per_feature:
+            mean, std = x.mean(axis=0), x.std(axis=0)
+        else:
+            mean = np.full(x.shape[1], x.mean() if x.size else 0.0)
+            std = np.full(x.shape[1], x.std() if x.size else 1.0)
+        self.mean = mean.astype(np.float32)
         self.std = np.where(std > 0, std, 1.0).astype(np.float32)
         return self
 

@@ -104,9 +104,9 @@ def cmd_lr_find(args) -> int:
     from .. import random as _random
     from ..optim import find_lr
     from . import plots, threads
+    from .architectures import build, step_work
     from .job import make_loss, make_optimizer, prepare
     from .run_folder import RunFolder
-    from .saved_run import build_mlp
 
     if not 0 < args.start_lr < args.end_lr:
         raise ValueError(f"--start-lr {args.start_lr:g} must be positive and below --end-lr "
@@ -120,11 +120,12 @@ def cmd_lr_find(args) -> int:
     folder = RunFolder(args.out, f"lr-find-{name}", exists_ok=args.overwrite)
     p = prepare(config)
     _random.manual_seed(config.seed)
-    model = build_mlp(p.split.n_features, config.hidden, p.n_classes, config.activation)
+    model = build(p.layers)
     loader = D.DataLoader(D.TensorDataset(p.x_train, p.y_train), batch_size=config.batch_size,
                           shuffle=True)
     optimizer = make_optimizer(config, model.parameters())
-    with threads.limited(config.threads, p.split.n_features, config.hidden, config.batch_size):
+    with threads.limited(config.threads, p.split.n_features, config.hidden, config.batch_size,
+                         work=step_work(p.layers, config.batch_size)):
         result = find_lr(model, make_loss(config, p.y_train, p.n_classes), loader,
                          optimizer=optimizer, start_lr=args.start_lr, end_lr=args.end_lr,
                          num_iter=args.iterations)

@@ -23,6 +23,7 @@ class TrainConfig:
 
     data: str = "digits"
     label_column: str | None = None
+    model: str = "mlp"  # mlp, or cnn (its architecture comes from the dataset's recipe)
     hidden: list[int] = field(default_factory=lambda: [256, 256])
     activation: str = "relu"
     loss: str = "cross-entropy"
@@ -48,7 +49,7 @@ class TrainConfig:
         """A copy with every recipe option filled: the user's value, else the dataset's recipe,
         else (lr only) the optimizer's default; a user-chosen optimizer without --lr takes its
         own default learning rate, not the recipe's."""
-        _, recipe = registry.recipe_for(self.data)
+        _, recipe = registry.recipe_for(self.data, self.model)
         values = dataclasses.asdict(self)
         for key, value in recipe.items():
             if values[key] is None and not (key == "lr" and self.optimizer is not None
@@ -64,7 +65,7 @@ class TrainConfig:
 
     def recipe_line(self) -> str:
         """One line naming the recipe and the values it supplied (for the start of a run)."""
-        name, recipe = registry.recipe_for(self.data)
+        name, recipe = registry.recipe_for(self.data, self.model)
         taken = [k for k in recipe if getattr(self, k) is None]
         if not taken:
             return ""
@@ -75,6 +76,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """ValueError naming the first bad option (call on the resolved config)."""
+        _choice("model", self.model, registry.MODELS)
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("loss", self.loss, registry.LOSSES)
         _choice("class-weights", self.class_weights, CLASS_WEIGHTS)

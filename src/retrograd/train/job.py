@@ -1,4 +1,4 @@
-"""The main job: train an MLP classifier from a TrainConfig and write the run folder
+"""The main job: train an MLP or CNN classifier from a TrainConfig and write the run folder
 (metrics.json, history.csv, model.safetensors + model.json, checkpoint.npz, figures).
 
 Promises (issue 13): everything that can be wrong with the options or the data is found before
@@ -28,6 +28,7 @@ import numpy as np
 from .. import data as D
 from . import checkpoint as ckpt
 from . import interrupts, threads
+from .architectures import layers_for, step_work
 from .config import TrainConfig, differences
 from .ranks import Ranks, all_ranks
 from .results import ResultWriter
@@ -53,6 +54,7 @@ class Prepared:
     y_train: np.ndarray
     x_val: np.ndarray | None  # None: --validation-fraction 0, every training row is used
     y_val: np.ndarray | None
+    layers: list[dict] = field(default_factory=list)  # the model (train/architectures.py)
 
     @property
     def validation(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -74,6 +76,7 @@ def prepare(config: TrainConfig) -> Prepared:
     split = D.load(config.data, config.label_column)
     if len(np.unique(split.y_train)) < 2:
         raise ValueError(f"{config.data}: the training data has a single class")
+    layers = layers_for(config, split.sample_shape, split.n_classes)  # a CNN on a table: refused
     x_tr, y_tr, x_val, y_val = split.x_train, split.y_train, None, None
     if config.validation_fraction:
         # every class on both sides, or the validation metrics would count zero rows
@@ -83,9 +86,10 @@ def prepare(config: TrainConfig) -> Prepared:
                             split.class_names)
         x_tr, y_tr, x_val, y_val = D.datasets.stratified_split(
             split.x_train, split.y_train, config.validation_fraction, seed=config.seed)
-    standardizer = D.Standardizer().fit(x_tr)
+    # a convolution shares its weights across positions: one scale for all of them
+    standardizer = D.Standardizer().fit(x_tr, per_feature=config.model != "cnn")
     return Prepared(config, split, standardizer, standardizer.transform(x_tr), y_tr,
-                    None if x_val is None else standardizer.transform(x_val), y_val)
+                    None if x_val is None else standardizer.transform(x_val), y_val, layers)
 
 
 def warnings_for(config: TrainConfig, y_train: np.ndarray) -> list[str]:
@@ -106,6 +110,10 @@ def check_processes(config: TrainConfig, n_rows: int, size: int) -> None:
     gradient per step."""
     if size == 1:
         return
+    if config.model == "cnn":
+        raise ValueError(f"--model cnn runs on one process, not {size}: its BatchNorm layers "
+                         "normalize by the statistics of the whole batch, which the processes "
+                         "would each see only a shard of")
     if config.optimizer == "lbfgs":
         raise ValueError(f"--optimizer lbfgs runs on one process, not {size}: it evaluates the "
                          "loss several times inside each step (choose sgd, adam or rmsprop)")
@@ -142,8 +150,13 @@ def run(options: TrainConfig, *, given: dict | None = None, out: str | None = No
     one training batch, with a backward stepper). Under MPI every rank calls it alike; rank 0
     logs and writes, and every rank returns rank 0's result.
     """
+    defaults = TrainConfig().to_dict()
     if given is None:
         given = {k: v for k, v in options.to_dict().items() if v is not None}
+        # from Python, a field left at its default was not chosen (hidden, activation)
+        mlp_given = [k for k in ("hidden", "activation") if given.get(k) != defaults[k]]
+    else:
+        mlp_given = [k for k in ("hidden", "activation") if k in given]
     ranks = Ranks()
     kept: dict = {}
 
@@ -151,6 +164,9 @@ def run(options: TrainConfig, *, given: dict | None = None, out: str | None = No
         if resume and overwrite:
             raise ValueError("--resume continues the run in --out, --overwrite replaces it: "
                              "choose one")
+        if options.model == "cnn" and mlp_given:
+            raise ValueError(f"--{sorted(mlp_given)[0]} shapes the MLP; --model cnn takes its "
+                             "architecture from the dataset's recipe")
         plan = _plan_resume(given, out, ranks.size) if resume else \
             _plan_new(options, out, overwrite, ranks.size)
         kept["p"] = plan.p
@@ -258,7 +274,8 @@ def _train(p: Prepared, plan: Plan, ranks: Ranks, progress: bool, log, graph: bo
         if device != "cpu":  # in place: the optimizer keeps its Parameters; fit moves batches
             trainer.model.to(device)
         blas = threads.resolve(p.config.threads, p.split.n_features, p.config.hidden,
-                               p.config.batch_size // ranks.size, ranks.local_size)
+                               p.config.batch_size // ranks.size, ranks.local_size,
+                               work=step_work(p.layers, p.config.batch_size // ranks.size))
         with threads.blas_threads(blas):
             if state is not None:
                 ranks.together(lambda: trainer.load(state))  # a damaged state: all refuse

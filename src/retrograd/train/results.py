@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from ..functions import from_numpy
-from . import metrics, plots
+from . import architectures, metrics, plots
 from .fit import History, evaluate
 from .saved_run import save_model
 
@@ -19,10 +19,11 @@ HISTORY_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_acc
                    "seconds"]
 
 
-def describe(config) -> str:
+def describe(config, layers: list[dict] | None = None) -> str:
     """The settings that shape the curves, for figure titles."""
-    parts = [f"MLP {'-'.join(map(str, config.hidden))} {config.activation}",
-             f"{config.loss}", f"{config.optimizer} lr {config.lr:g}"]
+    model = architectures.describe(layers) if layers else \
+        f"MLP {'-'.join(map(str, config.hidden))} {config.activation}"
+    parts = [model, f"{config.loss}", f"{config.optimizer} lr {config.lr:g}"]
     if config.schedule != "none":
         parts.append(f"{config.schedule} schedule")
     if config.weight_decay:
@@ -82,16 +83,20 @@ class ResultWriter:
         p, config = self.p, self.p.config
 
         def write_all(staging: str) -> None:
+            mlp = config.model == "mlp"
             save_model(staging, self.model, {
                 "n_features": p.split.n_features, "n_classes": p.n_classes,
-                "hidden": list(config.hidden), "activation": config.activation,
+                "model": config.model, "sample_shape": list(p.split.sample_shape),
+                "layers": p.layers,
+                "hidden": list(config.hidden) if mlp else None,
+                "activation": config.activation if mlp else None,
                 "data": config.data, "label_column": config.label_column,
                 "class_names": p.class_names,
                 "standardizer": {k: v.tolist() for k, v in p.standardizer.state_dict().items()},
                 "config": config.to_dict()})
             _write_text(os.path.join(staging, "metrics.json"), json.dumps(result, indent=2))
             _write_text(os.path.join(staging, "history.csv"), history_csv(self.history))
-            settings = describe(config)
+            settings = describe(config, p.layers)
             name = p.split.name
             plots.learning_curves(self.history, os.path.join(staging, "learning_curves.png"),
                                   f"{name}: {settings}")

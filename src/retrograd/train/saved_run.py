@@ -1,9 +1,11 @@
 """A trained run, loaded back: `retrograd.load_run(DIR)` gives the model with its preprocessing
 and class names, ready to predict on raw features.
 
-model.json records how the weights in model.safetensors were trained: the architecture, the
-standardizer (per-feature mean and std of the training split) and the class names. A model
+model.json records how the weights in model.safetensors were trained: the architecture (its
+"layers": torch.nn class names and constructor arguments, train/architectures.py), the
+standardizer (mean and std of the training split, per feature) and the class names. A model
 loaded elsewhere (PyTorch) must standardize its inputs the same way: x -> (x - mean) / std.
+Run folders of the first format (an MLP described by "hidden" and "activation") still load.
 """
 
 from __future__ import annotations
@@ -18,20 +20,17 @@ from .. import nn
 from ..data import load_safetensors
 from ..functions import tensor
 from ..grad_mode import no_grad
+from . import architectures
 from . import checkpoint as ckpt
 
-MODEL_FORMAT = "retrograd-mlp-1"
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+MODEL_FORMAT = "retrograd-model-2"
+OLD_FORMATS = ("retrograd-mlp-1",)  # an MLP described by hidden and activation
 
 
 def build_mlp(n_features: int, hidden: list[int], n_classes: int, activation: str = "relu"):
     """Dense -> activation -> ... -> Dense, keys "0.weight", "2.weight"... as torch's."""
-    layers, width = [], n_features
-    for h in hidden:
-        layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
-        width = h
-    layers.append(nn.Linear(width, n_classes))
-    return nn.Sequential(*layers)
+    return architectures.build(architectures.mlp_layers(n_features, hidden, n_classes,
+                                                        activation))
 
 
 @dataclass
@@ -54,6 +53,11 @@ class SavedRun:
         names = self.description.get("class_names")
         return [str(c) for c in range(self.description["n_classes"])] if names is None \
             else list(names)
+
+    @property
+    def layers(self) -> list[dict]:
+        """The model as torch.nn class names and arguments (see train/architectures.py)."""
+        return self.description["layers"]
 
     @property
     def config(self) -> dict:
@@ -97,16 +101,18 @@ def load_run(folder: str) -> SavedRun:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{where}: model.json is damaged ({exc})") from None
     try:
-        model = build_mlp(int(description["n_features"]), [int(h) for h in
-                          description["hidden"]], int(description["n_classes"]),
-                          description["activation"])
+        if description.get("format") in OLD_FORMATS:
+            description = {**description, "layers": architectures.mlp_layers(
+                int(description["n_features"]), [int(h) for h in description["hidden"]],
+                int(description["n_classes"]), description["activation"])}
+        model = architectures.build(description["layers"])
         standardizer = description["standardizer"]
         mean = np.asarray(standardizer["mean"], dtype=np.float32)
         std = np.asarray(standardizer["std"], dtype=np.float32)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{where}: model.json is not a retrograd model description "
                          f"({type(exc).__name__}: {exc})") from None
-    if description.get("format") != MODEL_FORMAT:
+    if description.get("format") not in (MODEL_FORMAT, *OLD_FORMATS):
         raise ValueError(f"{where}: model.json has format {description.get('format')!r}, "
                          f"expected {MODEL_FORMAT!r}")
     path = os.path.join(folder, "model.safetensors")

@@ -43,11 +43,13 @@ def idle_cores() -> float:
 
 
 def default_threads(n_features: int, hidden: list[int], batch_size: int,
-                    ranks_here: int = 1) -> int:
+                    ranks_here: int = 1, work: float | None = None) -> int:
     """1 for small models; for large ones this process's share of the idle cores: all of
     them, or // ranks_here when ranks_here MPI ranks share this node (each rank's batch_size is
     its shard of the global batch). On a 2-core node, 2 ranks get one thread each."""
-    if step_work(n_features, hidden, batch_size) < MULTI_THREAD_WORK:
+    if work is None:
+        work = step_work(n_features, hidden, batch_size)
+    if work < MULTI_THREAD_WORK:
         return 1
     free = min(cores(), int(idle_cores() + 0.5))
     return max(1, free // max(1, ranks_here))
@@ -70,14 +72,15 @@ def blas_threads(n: int | None):
 
 
 def resolve(threads: int | None, n_features: int, hidden: list[int], batch_size: int,
-            ranks_here: int = 1) -> int:
-    """The thread count a run uses: `threads`, or the default for this model and machine."""
+            ranks_here: int = 1, work: float | None = None) -> int:
+    """The thread count a run uses: `threads`, or the default for this model and machine
+    (`work`: the step's multiply-adds, when the model is not the MLP of `hidden`)."""
     if threads is not None:
         return threads
-    return default_threads(n_features, hidden, batch_size, ranks_here)
+    return default_threads(n_features, hidden, batch_size, ranks_here, work)
 
 
 def limited(threads: int | None, n_features: int, hidden: list[int], batch_size: int,
-            ranks_here: int = 1):
+            ranks_here: int = 1, work: float | None = None):
     """blas_threads(resolve(...))."""
-    return blas_threads(resolve(threads, n_features, hidden, batch_size, ranks_here))
+    return blas_threads(resolve(threads, n_features, hidden, batch_size, ranks_here, work))

@@ -13,9 +13,9 @@ from .. import random as _random
 from .. import registry
 from ..targets import effective_number_weights, inverse_frequency_weights
 from . import checkpoint as ckpt
+from .architectures import build
 from .callbacks import Callback, EarlyStopping
 from .fit import History, fit
-from .saved_run import build_mlp
 
 CHECKPOINT_FORMAT = "retrograd-checkpoint-2"
 
@@ -74,7 +74,8 @@ class Trainer(Callback):
         self.p, self.path = p, checkpoint_path
         self.ranks = ranks  # train/ranks.py: who writes (None: a world of one)
         _random.manual_seed(config.seed)
-        self.model = build_mlp(p.split.n_features, config.hidden, p.n_classes, config.activation)
+        self.layers = p.layers
+        self.model = build(p.layers)
         self.loss_fn = make_loss(config, p.y_train, p.n_classes)
         self.optimizer = make_optimizer(config, self.model.parameters())
         self.scheduler = registry.make_scheduler(config.schedule, self.optimizer, config.epochs)

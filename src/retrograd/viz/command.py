@@ -45,7 +45,9 @@ def cmd_graph(args) -> int:
     split = D.load(description["data"], description.get("label_column"))
     x = run.standardize(split.x_train[: args.batch_size])
     y = split.y_train[: args.batch_size]
-    title = (f"{description['data']}: MLP {description['hidden']}, one batch of "
+    from ..train.architectures import describe
+
+    title = (f"{description['data']}: {describe(run.layers)}, one batch of "
              f"{len(y)}, forward and backward")
     save_training_graph(run.model, _loss(description, split), x, y, out, title=title)
     print(f"graph of {args.model} on {len(y)} samples: {out}")

@@ -95,6 +95,27 @@ FORMULAS: dict[str, Formula] = {
     "bce": Formula("BCE", ("p", "target"), "",
                    r"L = -\left[y \log p + (1 - y) \log(1 - p)\right]",
                    r"\bar p = g \odot \frac{p - y}{p (1 - p)}"),
+    # the layers past the MLP: convolution (im2col + one GEMM), normalization, pooling
+    "conv": Formula("Conv", ("input", "weight", "bias"), "",
+                    r"y_{n,o,p} = b_o + \sum_{c,k} W_{o,c,k}\, x_{n,c,sp+dk}",
+                    r"\bar x = \operatorname{conv}^\top(g, W), \quad "
+                    r"\bar W = \sum_{n,p} g_{n,o,p}\, x_{n,c,sp+dk}, \quad "
+                    r"\bar b = \sum_{n,p} g_{n,o,p}"),
+    "conv_input_grad": Formula("ConvInputGrad", ("g", "weight"), "",
+                               r"\bar x = \operatorname{conv}^\top(g, W)", ""),
+    "conv_weight_grad": Formula("ConvWeightGrad", ("g", "input"), "",
+                                r"\bar W = \sum_{n,p} g_{n,o,p}\, x_{n,c,sp+dk}", ""),
+    "normalize": Formula("Normalize", ("input", "weight", "bias"), "",
+                         r"y = \gamma \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta",
+                         r"\bar x = \frac{\gamma}{\sigma}\left(g - \operatorname{mean}(g) - "
+                         r"\hat x \operatorname{mean}(g \hat x)\right), \quad "
+                         r"\bar\gamma = \sum g \hat x, \quad \bar\beta = \sum g"),
+    "max_pool": Formula("MaxPool", ("input",), "", r"y_p = \max_{k} x_{sp+k}",
+                        r"\bar x_{\arg\max} += g_p"),
+    "avg_pool": Formula("AvgPool", ("input",), "", r"y_p = \frac{1}{K} \sum_k x_{sp+k}",
+                        r"\bar x_{sp+k} += g_p / K"),
+    "embedding": Formula("Embedding", ("weight", "indices"), "", r"y_n = W_{i_n}",
+                         r"\bar W_{i_n} += g_n"),
 }
 
 # Reading guide printed once on the page: a bar over a name is the gradient of the loss with
