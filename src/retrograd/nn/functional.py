@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as _np
 
 from .. import random as _random
-from ..ops import PRIMITIVES
+from ..ops import DROPOUT_MASK, PRIMITIVES
 from ..tensor import Tensor, _wrap, apply
 from .functional_losses import (
     binary_cross_entropy,
@@ -81,8 +81,10 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return input
     if p == 1:
         return input * 0
-    keep = _random.generator().random(input.shape, dtype=input.dtype) >= p
-    return input * (keep * _np.asarray(1 / (1 - p), dtype=input.dtype))
+    # the mask is drawn by an operation (not here), so a compiled step draws it afresh
+    mask = apply(DROPOUT_MASK, shape=input.shape, dtype=input.dtype, p=p,
+                 generator=_random.generator)
+    return input * mask
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:

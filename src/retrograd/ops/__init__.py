@@ -9,6 +9,7 @@
                    cat
     softmax.py     softmax, log_softmax
     losses.py      the fused softmax cross-entropy and binary cross-entropies
+    random.py      dropout's mask, drawn in the forward (outside the table: no gradient)
 
 A forward is written against `xp`, the arrays' backend (retrograd.backend), and a VJP against
 `ops`, the table itself as a namespace: on arrays during a plain backward (nothing is wrapped,
@@ -39,8 +40,9 @@ work (a joint VJP):
 """
 
 from . import elementwise, linalg, losses, shapes, softmax  # noqa: F401  (each fills the table)
+from .random import DROPOUT_MASK
 from .registry import PRIMITIVES, Primitive, array_namespace, namespace, primitive
 from .shapes import kept_shape, sum_to
 
-__all__ = ["PRIMITIVES", "Primitive", "array_namespace", "kept_shape", "namespace", "primitive",
-           "sum_to"]
+__all__ = ["DROPOUT_MASK", "PRIMITIVES", "Primitive", "array_namespace", "kept_shape",
+           "namespace", "primitive", "sum_to"]
