@@ -297,15 +297,82 @@ def test_class_weighted_mean_depends_on_the_data_and_stays_eager():
     assert one(False) == one(True)
 
 
-def test_a_constant_made_in_python_each_call_is_confirmed_then_replayed():
+def test_a_constant_built_inside_the_step_is_never_frozen():
+    """Built anew on each call, a tensor could come from the data: it stays eager, even when
+    its values happen to repeat."""
     def scaled(x):
         return (x * rg.tensor([1.0, 2.0, 3.0])).sum()
 
-    f = _quiet_compile(scaled)
+    f = rg.compile(scaled)
     xs = [rg.tensor([1.0, 1.0, 1.0]), rg.tensor([0.5, 0.0, 2.0]), rg.tensor([3.0, 1.0, 0.0])]
-    got = [f(x).item() for x in xs + xs]
+    with pytest.warns(rg.CompileWarning, match="made in Python on each call"):
+        got = [f(x).item() for x in xs + xs]
     assert got == [6.0, 6.5, 5.0] * 2  # by hand
-    assert f.traces == 2 and f.replays == 4  # the second call confirmed the constant
+    assert f.replays == 0
+
+
+def test_a_tensor_captured_from_outside_is_read_live_on_every_replay():
+    scale = rg.tensor([1.0, 2.0, 3.0])
+
+    def scaled(x):
+        return (x * scale).sum()
+
+    f = _quiet_compile(scaled)
+    x = rg.tensor([1.0, 1.0, 1.0])
+    assert [f(x).item() for _ in range(3)] == [6.0] * 3
+    scale.copy_(rg.tensor([0.0, 0.0, 10.0]))
+    assert f(x).item() == 10.0  # by hand: the new values, not the recorded ones
+    assert f.traces == 2 and f.replays == 2  # the second call saw the same object
+
+
+def test_equal_label_counts_on_the_first_calls_do_not_freeze_a_weighted_mean():
+    """The first two batches have the same labels (permuted), so the class-weighted mean's
+    divisor is equal on both; the third batch's differs. Eager and compiled must agree."""
+    labels = [[0, 0, 1, 2, 3, 3], [3, 0, 2, 1, 0, 3], [1, 1, 1, 2, 2, 0]]
+    g = np.random.default_rng(0)
+    xs = [rg.tensor(g.standard_normal((6, 12)).astype(np.float32)) for _ in labels]
+
+    def one(compiled):
+        model, opt, _ = _setup(dropout=0.0)
+        weight = rg.tensor([1.0, 5.0, 0.5, 2.0])
+
+        def step(x, y):
+            loss = nn.functional.cross_entropy(model(x), y, weight=weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+
+        f = rg.compile(step) if compiled else step
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rg.CompileWarning)
+            return [f(x, rg.tensor(y)).numpy().tobytes() for x, y in zip(xs, labels,
+                                                                          strict=True)]
+
+    assert one(False) == one(True)
+
+
+def test_labels_equal_to_ignore_index_after_tracing_are_honored():
+    """Traced on batches whose labels are all classes, then given -100 (ignore_index): the
+    replay must not keep the recorded 'nothing ignored' decision. Oracle: torch."""
+    g = np.random.default_rng(1)
+    lin = nn.Linear(5, 3)
+
+    def loss_of(x, y):
+        return nn.functional.cross_entropy(lin(x), y)
+
+    f = _quiet_compile(loss_of)
+    x = g.standard_normal((6, 5)).astype(np.float32)
+    for _ in range(3):
+        f(rg.tensor(x), rg.tensor(np.array([0, 1, 2, 0, 1, 2])))
+    y = np.array([0, -100, 2, -100, 1, 2])
+    got = f(rg.tensor(x), rg.tensor(y)).item()
+    t = torch.nn.functional.cross_entropy(
+        torch.tensor(x) @ torch.tensor(lin.weight.numpy()).T + torch.tensor(lin.bias.numpy()),
+        torch.tensor(y))
+    assert got == pytest.approx(t.item(), rel=1e-5)
+    with pytest.raises(IndexError, match="out of bounds"):  # as eager: the label is checked
+        f(rg.tensor(x), rg.tensor(np.array([0, 1, 7, 0, 1, 2])))
 
 
 def test_an_in_place_change_inside_the_step_runs_eagerly():

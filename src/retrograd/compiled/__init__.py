@@ -62,7 +62,13 @@ class CompiledFunction:
             return self._give_up(str(exc), args, kwargs)
         key = (signature, state_key(self._modules, self._optimizers))
         entry = self.cache.get(key)
-        if isinstance(entry, Program) and entry.fits():
+        if isinstance(entry, Program) and not entry.fits():
+            del self.cache[key]  # a tensor it reads changed shape or dtype: trace again
+            entry = None
+        if isinstance(entry, Program):
+            if not entry.guards_hold(arrays):
+                # labels outside the recorded fast path: this call runs eagerly, as written
+                return self.fn(*args, **kwargs)
             if self.verified < self.verify:
                 self.verified += 1
                 return verified_call(self, entry, args, kwargs, arrays, leaves)
@@ -88,7 +94,7 @@ class CompiledFunction:
         if recorder.reason is not None:
             self._give_up(recorder.reason)
             return result
-        tape = (recorder.instructions, recorder.n_ops, out_spec)
+        tape = (recorder.instructions, recorder.n_ops, out_spec, recorder.guards)
         if isinstance(entry, tuple) and entry[0] is _PENDING:
             from .confirm import confirmed
 

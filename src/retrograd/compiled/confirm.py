@@ -1,12 +1,11 @@
-"""The second trace of a key whose first tape holds values made in Python during the call
-(trace.Recorder's "unk"): the two tapes must agree operation for operation, and each such value
-must be the same object (live state) or equal bit for bit (a constant, frozen from then on).
-A value that changed comes from the data (a mask, a weight per sample), which a replay would
+"""The second trace of a key whose first tape holds values from outside the recorded
+operations (trace.Recorder's "unk"): the two tapes must agree operation for operation, and each
+such value must be the same object on both calls (state that outlives the call, read live on
+every replay). A value made anew on each call could come from the data, which a replay would
 freeze: the function stays eager."""
 
 from __future__ import annotations
 
-from .. import backend
 from ..tensor import Tensor
 from .trace import BACKWARD, FORWARD, LIVE
 
@@ -18,8 +17,8 @@ class _Differs(Exception):
 def confirmed(first, second):
     """(tape, None) with every "unk" value of `first` resolved, or (None, why) when the two
     tapes of one key differ."""
-    instructions_a, n_a, out_a = first
-    instructions_b, n_b, out_b = second
+    instructions_a, n_a, out_a, guards = first
+    instructions_b, n_b, out_b, _ = second
     try:
         if n_a != n_b or len(instructions_a) != len(instructions_b):
             raise _Differs("the operations differ between two calls with the same signature "
@@ -29,7 +28,7 @@ def confirmed(first, second):
         out = _output(out_a, out_b)
     except _Differs as exc:
         return None, str(exc)
-    return (merged, n_a, out), None
+    return (merged, n_a, out, guards), None
 
 
 def _instruction(a, b):
@@ -98,14 +97,12 @@ def _spec(a, b, where: str):
 def _unknown(x, y, where: str):
     if x is y:  # state that outlives the call: read live
         return ("live", x) if isinstance(x, Tensor) else ("const", x)
-    ax = x._data if isinstance(x, Tensor) else x
-    ay = y._data if isinstance(y, Tensor) else y
-    if ax.shape == ay.shape and ax.dtype == ay.dtype and \
-            backend.of(ax).to_numpy(ax).tobytes() == backend.of(ay).to_numpy(ay).tobytes():
-        return ("const", backend.of(ax).copy(ax))
-    raise _Differs(f"{where} is computed in Python from values that change between calls "
-                   "(a mask or a weight drawn or derived from the data outside retrograd's "
-                   "operations)")
+    # Made anew on each call: a constant rebuilt from Python data, or a value derived from the
+    # data (a weight per sample, a mask). Equal values on two calls would not tell them apart
+    # (two batches with the same label counts give the same class-weighted divisor).
+    raise _Differs(f"{where} is made in Python on each call, outside retrograd's operations "
+                   "(a mask, a weight or a constant tensor built inside the step); a replay "
+                   "would freeze it")
 
 
 def _same_value(x, y) -> bool:

@@ -119,14 +119,22 @@ def _names(code) -> list:
 
 def state_key(modules: list, optimizers: list) -> tuple:
     """The part of the key that lives outside the call: grad mode, the default dtype, each
-    module's train/eval mode and parameters, each optimizer's groups."""
-    parts = [_State.enabled, default_float().str]
+    module's train/eval mode and parameters (identity, shape, dtype, requires_grad), each
+    optimizer's groups. Walks the module dicts directly: this runs on every call."""
+    parts = [_State.enabled, default_float()]
     for root in modules:
-        parts.append(tuple(m.training for m in root.modules()))
-        parts.append(tuple((id(p), p._data.shape, p._data.dtype.str, p.requires_grad)
-                           for p in root.parameters()))
+        stack = [root]
+        while stack:
+            m = stack.pop()
+            parts.append(m.training)
+            for p in m._parameters.values():
+                if p is not None:
+                    data = p._data
+                    parts.append((id(p), data.shape, data.dtype, p.requires_grad))
+            stack.extend(c for c in m._modules.values() if c is not None)
     for opt in optimizers:
-        parts.append(tuple(tuple(map(id, g["params"])) for g in opt.param_groups))
+        for g in opt.param_groups:
+            parts.append(tuple(map(id, g["params"])))
     return tuple(parts)
 
 

@@ -32,8 +32,9 @@ def _source(spec):
 class Program:
     """The replayable form of a tape (see trace.Recorder) whose values are all confirmed."""
 
-    def __init__(self, instructions: list, n_ops: int, output_spec):
+    def __init__(self, instructions: list, n_ops: int, output_spec, guards: list):
         self.n_ops = n_ops
+        self.guards = tuple(guards)
         self.code = []
         self.live_tensors = []  # the tensors read live (parameters, buffers)
         for ins in instructions:
@@ -80,6 +81,13 @@ class Program:
             if ins[0] == FORWARD and ins[1] == j:
                 return ins[4]
         raise KeyError(j)
+
+    def guards_hold(self, inputs: list) -> bool:
+        """Whether the call's input arrays pass the guards (guards.py)."""
+        for check in self.guards:
+            if not check.holds(inputs):
+                return False
+        return True
 
     def fits(self) -> bool:
         """Whether every live tensor still has the shape, dtype and requires_grad it had

@@ -14,9 +14,11 @@ Where each argument of an operation comes from decides how a replay finds it (`c
     ("live", t)    a tensor that outlives the call (a parameter, a module's buffer): its array
                    is read when the replay runs, so in-place updates and loads are seen
     ("const", v)   a Python value (scalar, None, dtype, shape, function)
-    ("unk", v)     an array (or tensor) made in Python during the call: a constant (class
-                   weights) or a value derived from the data (a mask). A second trace tells
-                   which (compiled/__init__.py); it is never replayed unconfirmed.
+    ("unk", v)     an array or tensor made outside the recorded operations: state that
+                   outlives the call (a tensor captured from outside), or a value made in
+                   Python during the call (a mask, a weight). A second trace tells which
+                   (confirm.py): the same object both times is state, read live; anything
+                   else stays eager, even when equal (it could depend on the data).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import threading
 
 from .. import backend, engine
 from ..tensor import TRACERS, Tensor
+from . import guards
 
 FORWARD, LIVE, BACKWARD = "forward", "live", "backward"
 
@@ -54,6 +57,7 @@ class Recorder:
         self.input_tensors = input_tensors  # (k, tensor) of inputs given as tensors
         self.buffers = buffers  # ids of module buffers: live state, not constants
         self.instructions: list = []
+        self.guards: list = []  # checks each replay runs on its inputs first (guards.py)
         self.op_of_array: dict = {}  # id(output array) -> op index
         self.op_of_node: dict = {}  # id(node) -> op index
         self.held: list = []  # arrays and nodes whose ids are keys above
@@ -77,6 +81,12 @@ class Recorder:
             return
         specs = tuple(self.classify(a) for a in args)
         pspecs = {k: self.classify(v) for k, v in params.items()}
+        why = guards.reason(prim, specs, params)
+        if why is not None:
+            self.stop(why)
+        check = guards.guard(prim, specs, arrays)
+        if check is not None:
+            self.guards.append(check)
         j = self.n_ops
         self.n_ops += 1
         xp = backend.of_arrays([result._data])
