@@ -90,6 +90,7 @@ class CompiledFunction:
         self.traces += 1
         with Hooks(recorder):
             result = self.fn(*args, **kwargs)
+            recorder.check_gradients()
             out_spec = _output_spec(recorder, result)
         if recorder.reason is not None:
             self._give_up(recorder.reason)
@@ -128,6 +129,9 @@ def _output_spec(rec: Recorder, value):
         return (type(value).__name__, tuple(_output_spec(rec, v) for v in value))
     if isinstance(value, dict) and type(value) is dict:
         return ("dict", tuple((k, _output_spec(rec, v)) for k, v in value.items()))
+    if value is not None and any(value is r for r in rec.live_results):
+        rec.stop("the function returns what a live call returned (clip_grad_norm_'s norm, "
+                 "a closure's loss): a replay would return the recorded value")
     spec = rec.classify(value)
     if spec[0] == "tuple":
         rec.stop("the function returns a tuple subclass holding arrays")

@@ -12,6 +12,8 @@ data on every call: such a step stays eager (`reason`).
 
 from __future__ import annotations
 
+from .. import backend
+
 
 def reason(prim, specs: tuple, params: dict) -> str | None:
     """Why an operation recorded with these argument sources cannot be replayed, or None."""
@@ -47,11 +49,17 @@ class Guard:
 
     def holds(self, inputs: list) -> bool:
         labels = inputs[self.k]
-        if labels.dtype.kind not in "iu":
-            return True  # probability targets: no decision was taken on them
-        if not labels.size:
-            return True
-        unsigned = labels.view(labels.dtype.str.replace("i", "u")) \
-            if labels.dtype.kind == "i" else labels
-        # seen as unsigned a negative label is huge: the max alone bounds them all
-        return bool(unsigned.max() < self.n_classes)
+        dtype = labels.dtype
+        if dtype.kind not in "iu" or not labels.size:
+            return True  # probability targets, no labels: no decision was taken on them
+        if dtype.kind == "i":  # seen as unsigned a negative label is huge: the max bounds all
+            labels = labels.view(_UNSIGNED.get(dtype) or _unsigned(dtype))
+        return bool(backend.of(labels).reduce_max(labels, None) < self.n_classes)
+
+
+_UNSIGNED: dict = {}
+
+
+def _unsigned(dtype):
+    _UNSIGNED[dtype] = dtype.str.replace("i", "u")
+    return _UNSIGNED[dtype]

@@ -27,26 +27,30 @@ def flatten(args: tuple, kwargs: dict):
     """(signature, leaves, arrays): the call's structure and per-leaf key (hashable), the leaf
     objects in order, and the array behind each leaf (None for Python values)."""
     leaves: list = []
-    signature = (_flat(args, leaves), tuple(sorted((k, _flat(v, leaves))
-                                                   for k, v in kwargs.items())))
-    arrays = [v._data if isinstance(v, Tensor) else v if backend.is_array(v) else None
-              for v in leaves]
+    arrays: list = []
+    signature = tuple(_flat(v, leaves, arrays) for v in args)
+    if kwargs:
+        signature += tuple(sorted((k, _flat(v, leaves, arrays)) for k, v in kwargs.items()))
     return signature, leaves, arrays
 
 
-def _flat(value, leaves: list):
-    if isinstance(value, Tensor):
-        leaves.append(value)
+def _flat(value, leaves: list, arrays: list):
+    kind = type(value)
+    if kind is Tensor or isinstance(value, Tensor):
         data = value._data
-        return ("T", type(data), data.shape, data.dtype.str, value.requires_grad)
+        leaves.append(value)
+        arrays.append(data)
+        return (type(data), data.shape, data.dtype, value.requires_grad)
+    if kind is tuple or kind is list:
+        return (kind, tuple(_flat(v, leaves, arrays) for v in value))
     if backend.is_array(value):
         leaves.append(value)
-        return ("A", type(value), value.shape, value.dtype.str)
-    if isinstance(value, (tuple, list)):
-        return (type(value).__name__, tuple(_flat(v, leaves) for v in value))
+        arrays.append(value)
+        return (kind, value.shape, value.dtype)
     if isinstance(value, _SCALARS) or backend.is_array_scalar(value):
         leaves.append(value)
-        return ("S", type(value), value)
+        arrays.append(None)
+        return (kind, value)
     raise Unsupported(f"an argument of type {type(value).__name__} (inputs must be tensors, "
                       "arrays, Python scalars, or tuples and lists of them)")
 
@@ -119,22 +123,26 @@ def _names(code) -> list:
 
 def state_key(modules: list, optimizers: list) -> tuple:
     """The part of the key that lives outside the call: grad mode, the default dtype, each
-    module's train/eval mode and parameters (identity, shape, dtype, requires_grad), each
-    optimizer's groups. Walks the module dicts directly: this runs on every call."""
+    module's train/eval mode and parameters (identity, requires_grad), each optimizer's
+    groups. A parameter's shape or dtype is checked by the program itself (Program.fits).
+    Walks the module dicts directly: this runs on every call."""
     parts = [_State.enabled, default_float()]
+    append = parts.append
     for root in modules:
         stack = [root]
         while stack:
             m = stack.pop()
-            parts.append(m.training)
+            append(m.training)
             for p in m._parameters.values():
                 if p is not None:
-                    data = p._data
-                    parts.append((id(p), data.shape, data.dtype, p.requires_grad))
-            stack.extend(c for c in m._modules.values() if c is not None)
+                    append(id(p))
+                    append(p.requires_grad)
+            for c in m._modules.values():
+                if c is not None:
+                    stack.append(c)
     for opt in optimizers:
         for g in opt.param_groups:
-            parts.append(tuple(map(id, g["params"])))
+            append(tuple(map(id, g["params"])))
     return tuple(parts)
 
 

@@ -11,6 +11,7 @@ learning rate, Adam's step count, a loaded state) is read afresh on every replay
 
 from __future__ import annotations
 
+from .. import backend
 from ..ops import array_namespace
 from ..tensor import Tensor, _wrap
 from .trace import BACKWARD, FORWARD, LIVE
@@ -210,10 +211,7 @@ def _fit(g, like, ops):
     return g
 
 
-def _xp_of(array):
-    from .. import backend
-
-    return backend.of(array)
+_xp_of = backend.of
 
 
 # ---------------------------------------------------------------------- outputs

@@ -35,7 +35,7 @@ FORWARD, LIVE, BACKWARD = "forward", "live", "backward"
 _LIVE_METHODS = (("optim.optimizer", "Optimizer", ("step", "zero_grad")),
                  ("optim.lr_scheduler", "LRScheduler", ("step",)),
                  ("optim.lr_scheduler", "ReduceLROnPlateau", ("step",)),
-                 ("nn.module", "Module", ("zero_grad",)))
+                 ("nn.module", "Module", ("zero_grad", "train")))
 
 # Tensor methods that hand a value to Python, with how the warning names them
 _READS = {"item": "Tensor.item()", "tolist": "Tensor.tolist()", "numpy": "Tensor.numpy()",
@@ -67,6 +67,8 @@ class Recorder:
         self.live_depth = 0
         self.thread = threading.get_ident()
         self._nodes: list | None = None  # the backward being watched
+        self._grads: list = []  # (leaf, its .grad array, its bytes) after the last backward
+        self.live_results: list = []  # what the live calls returned (not replayable values)
 
     # ------------------------------------------------------------------ what happens
     def stop(self, reason: str) -> None:
@@ -98,7 +100,20 @@ class Recorder:
             self.op_of_node[id(result._node)] = j
             self.held.append(result._node)
 
+    def check_gradients(self) -> None:
+        """Stop if a gradient written by a recorded backward changed since, other than by a
+        recorded live call (a hand-made `p.grad._data *= 0.5` would not be replayed)."""
+        for leaf, array, copy in self._grads:
+            grad = leaf.grad
+            if grad is None or grad._data is not array or grad._data.tobytes() != copy:
+                self.stop("a gradient was changed outside the recorded operations after "
+                          "backward (by NumPy on .grad, or a function retrograd cannot "
+                          "replay)")
+                break
+        self._grads = []
+
     def on_live(self, obj, name: str, args: tuple, kwargs: dict) -> None:
+        self.check_gradients()
         if name == "step" and (args or kwargs.get("closure") is not None):
             if args and callable(args[0]) or kwargs.get("closure") is not None:
                 self.stop(f"{type(obj).__name__}.step was given a closure, which evaluates "
@@ -169,6 +184,12 @@ class Recorder:
         finally:
             self._nodes = None
         retain = retain_graph if retain_graph is not None else engine.retain_graphs.active
+        leaves = {id(a): a for _, _, edges, _, _ in nodes for _, (kind, a) in edges
+                  if kind == "live"}
+        leaves.update({id(t): t for k, t in self.input_tensors
+                       if any(e == ("in", k) for n in nodes for _, e in n[2])})
+        self._grads = [(t, t.grad._data, t.grad._data.tobytes()) for t in leaves.values()
+                       if t.grad is not None]
         self.instructions.append((BACKWARD, self.op_of_array[id(root._data)], root.shape,
                                   root.dtype, tuple(nodes), bool(retain)))
 
@@ -215,6 +236,10 @@ class Hooks:
                 for name in names:
                     if name in cls.__dict__:
                         self._patch(cls, name, _live_wrapper(rec, name, cls.__dict__[name]))
+            # gradient clipping is a function: called through its module, it runs live too
+            from ..nn import utils as nn_utils
+
+            self._patch_function(nn_utils, "clip_grad_norm_", rec)
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -228,6 +253,29 @@ class Hooks:
             TRACERS.pop()
         return False
 
+    def _patch_function(self, module, name: str, rec: Recorder) -> None:
+        original = getattr(module, name)
+
+        def live(*args, **kwargs):
+            if threading.get_ident() != rec.thread:
+                return original(*args, **kwargs)
+            # a generator of parameters is used up by this call: replays get a list
+            args = tuple(list(a) if _is_iterator(a) else a for a in args)
+            outer = rec.live_depth == 0
+            if outer:
+                rec.on_live(_Function(module, name), "__call__", args, kwargs)
+            rec.live_depth += 1
+            try:
+                result = original(*args, **kwargs)
+            finally:
+                rec.live_depth -= 1
+            if outer:
+                rec.live_results.append(result)
+            return result
+
+        self.undo.append((module, name, original))
+        setattr(module, name, live)
+
     def _patch(self, cls, name, value) -> None:
         self.undo.append((cls, name, cls.__dict__[name]))
         setattr(cls, name, value)
@@ -235,6 +283,20 @@ class Hooks:
     def _patch_reads(self, rec: Recorder) -> None:
         for name, what in _READS.items():
             self._patch(Tensor, name, _read_wrapper(rec, what, Tensor.__dict__[name]))
+
+
+class _Function:
+    """A module-level function called live on replay: calling it looks it up afresh."""
+
+    def __init__(self, module, name: str):
+        self.module, self.name = module, name
+
+    def __call__(self, *args, **kwargs):
+        return getattr(self.module, self.name)(*args, **kwargs)
+
+
+def _is_iterator(a) -> bool:
+    return hasattr(a, "__next__") and hasattr(a, "__iter__")
 
 
 def _live_classes() -> list:
@@ -281,11 +343,15 @@ def _live_wrapper(rec: Recorder, name: str, original):
     def live(self, *args, **kwargs):
         if threading.get_ident() != rec.thread:
             return original(self, *args, **kwargs)
-        if rec.live_depth == 0:
+        outer = rec.live_depth == 0
+        if outer:
             rec.on_live(self, name, args, kwargs)
         rec.live_depth += 1
         try:
-            return original(self, *args, **kwargs)
+            result = original(self, *args, **kwargs)
         finally:
             rec.live_depth -= 1
+        if outer:
+            rec.live_results.append(result)
+        return result
     return live

@@ -15,7 +15,7 @@ from .. import random as _random
 from ..tensor import Tensor, _wrap
 
 
-class VerifyError(AssertionError):
+class VerifyError(AssertionError, RuntimeError):
     """A compiled call gave a result or left a state different from eager execution."""
 
 
