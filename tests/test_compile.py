@@ -128,6 +128,7 @@ def test_train_and_eval_mode_are_part_of_the_key():
     rg.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8), nn.Dropout(0.5), nn.Linear(8, 2))
 
+    @rg.no_grad()
     def forward(x):
         return model(x)
 
@@ -553,6 +554,16 @@ def test_verify_raises_at_the_first_difference():
 
 
 # ---------------------------------------------------------------------------- the surface
+
+
+def test_a_function_whose_output_keeps_its_graph_runs_eagerly():
+    """Compiling only a forward: the caller backpropagates outside, so the graph must exist."""
+    lin = nn.Linear(3, 1)
+    f = rg.compile(lambda x: lin(x).sum())
+    with pytest.warns(rg.CompileWarning, match="graph is still alive"):
+        f(rg.ones(2, 3)).backward()
+    f(rg.ones(2, 3)).backward()
+    np.testing.assert_allclose(lin.bias.grad.numpy(), [4.0])  # by hand: 2 rows, 2 calls
 
 
 def test_bad_arguments_raise_before_anything_runs():

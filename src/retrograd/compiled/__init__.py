@@ -124,6 +124,11 @@ class CompiledFunction:
 
 def _output_spec(rec: Recorder, value):
     if isinstance(value, Tensor):
+        node = value._node
+        if node is not None and node.edges is not None:
+            rec.stop("the function returns a tensor whose graph is still alive: a backward "
+                     "outside the compiled function would need it (compile the whole step, "
+                     "backward included, or run the function under no_grad)")
         return ("tensor", rec.classify(value))
     if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
         return (type(value).__name__, tuple(_output_spec(rec, v) for v in value))

@@ -28,7 +28,16 @@ def flatten(args: tuple, kwargs: dict):
     objects in order, and the array behind each leaf (None for Python values)."""
     leaves: list = []
     arrays: list = []
-    signature = tuple(_flat(v, leaves, arrays) for v in args)
+    parts = []
+    for v in args:
+        if type(v) is Tensor:  # the common case, inline
+            data = v._data
+            leaves.append(v)
+            arrays.append(data)
+            parts.append((type(data), data.shape, data.dtype, v.requires_grad))
+        else:
+            parts.append(_flat(v, leaves, arrays))
+    signature = tuple(parts)
     if kwargs:
         signature += tuple(sorted((k, _flat(v, leaves, arrays)) for k, v in kwargs.items()))
     return signature, leaves, arrays
