@@ -636,3 +636,20 @@ def test_a_gradient_changed_by_numpy_inside_the_step_runs_eagerly():
     f(rg.ones(4, 3))
     # by hand: d sum(x W^T + b) / dW = column sums of x = 4, halved, times lr
     np.testing.assert_allclose(lin.weight.numpy(), before - 0.1 * 2.0, rtol=1e-6)
+
+
+def test_a_hand_written_update_of_the_weights_runs_eagerly():
+    lin = nn.Linear(3, 2)
+
+    def step(x):
+        loss = lin(x).sum()
+        lin.zero_grad()
+        loss.backward()
+        lin.weight._data -= 0.1 * lin.weight.grad._data  # NumPy, not an optimizer
+
+    f = rg.compile(step)
+    with pytest.warns(rg.CompileWarning, match="parameter or buffer was changed"):
+        f(rg.ones(4, 3))
+    before = lin.weight.numpy().copy()
+    f(rg.ones(4, 3))
+    np.testing.assert_allclose(lin.weight.numpy(), before - 0.1 * 4.0, rtol=1e-6)  # by hand

@@ -12,7 +12,7 @@ import functools
 import warnings
 
 from ..tensor import TRACERS, Tensor
-from .keys import Unsupported, buffers_of, discover, flatten, state_key
+from .keys import Unsupported, buffers_of, discover, flatten, state_key, state_tensors
 from .program import Program
 from .trace import Hooks, Recorder
 from .verify import VerifyError, verified_call
@@ -88,9 +88,11 @@ class CompiledFunction:
                                      if isinstance(v, Tensor)],
                             buffers_of(self._modules))
         self.traces += 1
+        recorder.watch(state_tensors(self._modules, self._optimizers))
         with Hooks(recorder):
             result = self.fn(*args, **kwargs)
             recorder.check_gradients()
+            recorder.check_state()
             out_spec = _output_spec(recorder, result)
         if recorder.reason is not None:
             self._give_up(recorder.reason)

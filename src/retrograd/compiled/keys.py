@@ -158,3 +158,16 @@ def state_key(modules: list, optimizers: list) -> tuple:
 def buffers_of(modules: list) -> set:
     """ids of the modules' buffers: state that is read live, not constants."""
     return {id(b) for root in modules for b in root.buffers()}
+
+
+def state_tensors(modules: list, optimizers: list) -> list:
+    """The parameters and buffers of the modules and optimizers, each once."""
+    seen: dict = {}
+    for root in modules:
+        for t in (*root.parameters(), *root.buffers()):
+            seen.setdefault(id(t), t)
+    for opt in optimizers:
+        for g in opt.param_groups:
+            for p in g["params"]:
+                seen.setdefault(id(p), p)
+    return list(seen.values())

@@ -69,6 +69,8 @@ class Recorder:
         self._nodes: list | None = None  # the backward being watched
         self._grads: list = []  # (leaf, its .grad array, its bytes) after the last backward
         self.live_results: list = []  # what the live calls returned (not replayable values)
+        self._watched: list = []  # state tensors: only live calls may change them (watch)
+        self._state: list = []
 
     # ------------------------------------------------------------------ what happens
     def stop(self, reason: str) -> None:
@@ -112,8 +114,27 @@ class Recorder:
                 break
         self._grads = []
 
+    def watch(self, tensors: list) -> None:
+        """Check that the state tensors (parameters, buffers) change only inside live calls:
+        an update made by NumPy on `._data` (a hand-written SGD step, running statistics
+        kept by hand) would not be replayed."""
+        self._watched = tensors
+        self._state = [(t._data, t._data.tobytes()) for t in tensors]
+
+    def check_state(self) -> None:
+        for t, (array, data) in zip(self._watched, self._state, strict=True):
+            if t._data is not array or array.tobytes() != data:
+                self.stop("a parameter or buffer was changed outside the recorded operations "
+                          "and the optimizer's step (by NumPy on its array)")
+                break
+
+    def after_live(self, result) -> None:
+        self.live_results.append(result)
+        self._state = [(t._data, t._data.tobytes()) for t in self._watched]
+
     def on_live(self, obj, name: str, args: tuple, kwargs: dict) -> None:
         self.check_gradients()
+        self.check_state()
         if name == "step" and (args or kwargs.get("closure") is not None):
             if args and callable(args[0]) or kwargs.get("closure") is not None:
                 self.stop(f"{type(obj).__name__}.step was given a closure, which evaluates "
@@ -270,7 +291,7 @@ class Hooks:
             finally:
                 rec.live_depth -= 1
             if outer:
-                rec.live_results.append(result)
+                rec.after_live(result)
             return result
 
         self.undo.append((module, name, original))
@@ -352,6 +373,6 @@ def _live_wrapper(rec: Recorder, name: str, original):
         finally:
             rec.live_depth -= 1
         if outer:
-            rec.live_results.append(result)
+            rec.after_live(result)
         return result
     return live
