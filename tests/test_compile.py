@@ -653,3 +653,12 @@ def test_a_hand_written_update_of_the_weights_runs_eagerly():
     before = lin.weight.numpy().copy()
     f(rg.ones(4, 3))
     np.testing.assert_allclose(lin.weight.numpy(), before - 0.1 * 4.0, rtol=1e-6)  # by hand
+
+
+def test_the_same_array_passed_twice_is_a_different_key_from_two_arrays():
+    f = _quiet_compile(lambda a, b: a * 2 + b)
+    x, y = rg.tensor([1.0, 2.0]), rg.tensor([10.0, 20.0])
+    for _ in range(2):
+        np.testing.assert_array_equal(f(x, x).numpy(), [3, 6])
+    np.testing.assert_array_equal(f(x, y).numpy(), [12, 24])  # by hand
+    assert f.traces == 2

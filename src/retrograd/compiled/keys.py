@@ -37,6 +37,9 @@ def flatten(args: tuple, kwargs: dict):
             parts.append((type(data), data.shape, data.dtype, v.requires_grad))
         else:
             parts.append(_flat(v, leaves, arrays))
+    if len(arrays) > 1:  # which arguments share one array: the recording matched by identity
+        first: dict = {}
+        parts.append(tuple(first.setdefault(id(a), i) for i, a in enumerate(arrays)))
     signature = tuple(parts)
     if kwargs:
         signature += tuple(sorted((k, _flat(v, leaves, arrays)) for k, v in kwargs.items()))
