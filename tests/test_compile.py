@@ -662,3 +662,10 @@ def test_the_same_array_passed_twice_is_a_different_key_from_two_arrays():
         np.testing.assert_array_equal(f(x, x).numpy(), [3, 6])
     np.testing.assert_array_equal(f(x, y).numpy(), [12, 24])  # by hand
     assert f.traces == 2
+
+
+def test_keyword_arguments_in_any_order():
+    f = _quiet_compile(lambda *, a, b: a - b)
+    x, y = rg.tensor([5.0]), rg.tensor([1.0])
+    assert [f(a=x, b=y).item(), f(b=y, a=x).item(), f(b=x, a=y).item()] == [4.0, 4.0, -4.0]
+    assert f.traces == 1

@@ -37,13 +37,12 @@ def flatten(args: tuple, kwargs: dict):
             parts.append((type(data), data.shape, data.dtype, v.requires_grad))
         else:
             parts.append(_flat(v, leaves, arrays))
+    if kwargs:  # by name, whatever order the call gives them in
+        parts += [(k, _flat(kwargs[k], leaves, arrays)) for k in sorted(kwargs)]
     if len(arrays) > 1:  # which arguments share one array: the recording matched by identity
         first: dict = {}
         parts.append(tuple(first.setdefault(id(a), i) for i, a in enumerate(arrays)))
-    signature = tuple(parts)
-    if kwargs:
-        signature += tuple(sorted((k, _flat(v, leaves, arrays)) for k, v in kwargs.items()))
-    return signature, leaves, arrays
+    return tuple(parts), leaves, arrays
 
 
 def _flat(value, leaves: list, arrays: list):
