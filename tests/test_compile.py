@@ -669,3 +669,26 @@ def test_keyword_arguments_in_any_order():
     x, y = rg.tensor([5.0]), rg.tensor([1.0])
     assert [f(a=x, b=y).item(), f(b=y, a=x).item(), f(b=x, a=y).item()] == [4.0, 4.0, -4.0]
     assert f.traces == 1
+
+
+def test_modules_reached_indirectly_still_key_the_cache_on_their_mode():
+    rg.manual_seed(0)
+    name = "_indirect_net"
+    globals()[name] = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
+
+    def forward(x):
+        with rg.no_grad():  # the module is looked up by a computed name: no code names it
+            return globals()[name](x)
+
+    f = _quiet_compile(forward)
+    assert f._modules == []  # not found by looking at the function
+    x = rg.ones(3, 4)
+    for _ in range(3):
+        f(x)
+    assert f.traces == 2 and f.replays == 1  # the first trace found it: the key grew
+    globals()[name].eval()
+    with rg.no_grad():
+        expected = globals()[name](x).numpy()  # eval: no dropout
+    np.testing.assert_array_equal(f(x).numpy(), expected)
+    np.testing.assert_array_equal(f(x).numpy(), expected)
+    del globals()[name]

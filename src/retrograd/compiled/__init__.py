@@ -97,6 +97,8 @@ class CompiledFunction:
         if recorder.reason is not None:
             self._give_up(recorder.reason)
             return result
+        if self._adopt(recorder.objects.values()):
+            return result  # the key now covers more state: the next call records again
         tape = (recorder.instructions, recorder.n_ops, out_spec, recorder.guards)
         if isinstance(entry, tuple) and entry[0] is _PENDING:
             from .confirm import confirmed
@@ -112,6 +114,24 @@ class CompiledFunction:
             return result
         self.cache[key] = Program(*tape)
         return result
+
+    def _adopt(self, objects) -> bool:
+        """Add the modules and optimizers the trace used but `discover` did not find (reached
+        through a registry, say) to the state the key covers; whether any was added."""
+        from ..nn.module import Module
+        from ..optim.optimizer import Optimizer
+
+        known = {id(m) for root in self._modules for m in root.modules()}
+        known |= {id(o) for o in self._optimizers}
+        new_modules = [o for o in objects if isinstance(o, Module) and id(o) not in known]
+        new_optimizers = [o for o in objects if isinstance(o, Optimizer) and id(o) not in known]
+        if not new_modules and not new_optimizers:
+            return False
+        inner = {id(m) for root in new_modules for m in root.modules() if m is not root}
+        self._modules += [m for m in new_modules if id(m) not in inner]
+        self._optimizers += new_optimizers
+        self.cache.clear()
+        return True
 
     def _give_up(self, reason: str, args=None, kwargs=None):
         self.eager_reason = reason

@@ -70,6 +70,7 @@ class Recorder:
         self._grads: list = []  # (leaf, its .grad array, its bytes) after the last backward
         self.live_results: list = []  # what the live calls returned (not replayable values)
         self._watched: list = []  # state tensors: only live calls may change them (watch)
+        self.objects: dict = {}  # the modules called and the objects called live, by id
         self._state: list = []
 
     # ------------------------------------------------------------------ what happens
@@ -257,6 +258,10 @@ class Hooks:
                 for name in names:
                     if name in cls.__dict__:
                         self._patch(cls, name, _live_wrapper(rec, name, cls.__dict__[name]))
+            # the modules the step calls: their train/eval mode joins the cache key
+            from ..nn.module import Module
+
+            self._patch(Module, "__call__", _call_wrapper(rec, Module.__dict__["__call__"]))
             # gradient clipping is a function: called through its module, it runs live too
             from ..nn import utils as nn_utils
 
@@ -360,12 +365,21 @@ def _backward_wrapper(rec: Recorder, original):
     return backward
 
 
+def _call_wrapper(rec: Recorder, original):
+    def call(self, *args, **kwargs):
+        if threading.get_ident() == rec.thread:
+            rec.objects[id(self)] = self
+        return original(self, *args, **kwargs)
+    return call
+
+
 def _live_wrapper(rec: Recorder, name: str, original):
     def live(self, *args, **kwargs):
         if threading.get_ident() != rec.thread:
             return original(self, *args, **kwargs)
         outer = rec.live_depth == 0
         if outer:
+            rec.objects[id(self)] = self
             rec.on_live(self, name, args, kwargs)
         rec.live_depth += 1
         try:
