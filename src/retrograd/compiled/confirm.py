@@ -64,8 +64,8 @@ def _equal_backward(a, b) -> bool:
     for na, nb in zip(a[4], b[4], strict=True):
         if na[:2] != nb[:2] or na[3:] != nb[3:] or len(na[2]) != len(nb[2]):
             return False
-        for (i, sa), (k, sb) in zip(na[2], nb[2], strict=True):
-            if i != k or sa[0] != sb[0] or (sa[1] is not sb[1] and sa[1] != sb[1]):
+        for (i, sa, *la), (k, sb, *lb) in zip(na[2], nb[2], strict=True):
+            if i != k or la != lb or sa[0] != sb[0] or (sa[1] is not sb[1] and sa[1] != sb[1]):
                 return False
     return True
 

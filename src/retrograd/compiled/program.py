@@ -55,12 +55,17 @@ class Program:
                 for j, wanted, edges, saves, overwrites in nodes:
                     prim = self._prim_of(instructions, j)
                     params = {k: s[1] for k, s in self._pspecs_of(instructions, j).items()}
+                    # an edge's target shape and dtype, for the engine's _fit, are fixed by
+                    # the key: the target's array need not stay alive for them
                     compiled.append((j, prim.vjp, params, wanted,
-                                     tuple((i, _source(t)) for i, t in edges), saves,
+                                     tuple((i, *_source(t), _Like(tshape, tdtype))
+                                           for i, t, tshape, tdtype in edges), saves,
                                      overwrites))
-                    self.live_tensors += [t[1] for _, t in edges if t[0] == "live"]
-                self.code.append((BACKWARD, root, shape, dtype, tuple(compiled), retain))
+                    self.live_tensors += [t[1] for _, t, _, _ in edges if t[0] == "live"]
+                self.code.append([BACKWARD, root, shape, dtype, tuple(compiled), retain,
+                                  frozenset()])
         self.output = _output_source(output_spec)
+        self._set_lifetimes()
         seen = set()
         self.live_tensors = [t for t in self.live_tensors
                              if id(t) not in seen and not seen.add(id(t))]
@@ -68,6 +73,25 @@ class Program:
         # makes the program stale
         self.layout = tuple((t, t._data.shape, t._data.dtype, t.requires_grad)
                             for t in self.live_tensors)
+
+    def _set_lifetimes(self) -> None:
+        """For each backward, the operations whose values something after it still reads
+        (a later operation or backward, the outputs); the others are released node by node,
+        as the engine releases a node's arrays, so their memory is reused while hot."""
+        later: set = set(_ops_in_output(self.output))
+        for ins in reversed(self.code):
+            if ins[0] == FORWARD:
+                later |= set(_ops_in_sources(ins[3]))
+                later |= set(_ops_in_sources(tuple(s for _, s in ins[5])))
+            elif ins[0] == BACKWARD:
+                ins[6] = frozenset(later)
+                later.add(ins[1])
+                for j, _, _, _, edges, _, _ in ins[4]:
+                    later.add(j)
+                    later |= {ref for _, kind, ref, _ in edges if kind == _OP}
+        for k, ins in enumerate(self.code):
+            if ins[0] == BACKWARD:
+                self.code[k] = tuple(ins)
 
     @staticmethod
     def _prim_of(instructions, j):
@@ -148,7 +172,7 @@ def _value(source, env, inputs):
 def _backward(ins, env, args_env, saved_env, inputs, leaves) -> None:
     """One recorded backward: the engine's loop (engine._propagate) over a fixed node order,
     then Tensor.backward's accumulation into the leaves' .grad."""
-    _, root, shape, dtype, nodes, retain = ins
+    _, root, shape, dtype, nodes, retain, keep = ins
     out = env[root]
     xp = _xp_of(out)
     ops = array_namespace(xp)
@@ -168,18 +192,14 @@ def _backward(ins, env, args_env, saved_env, inputs, leaves) -> None:
             saved = None
         private = overwrites and may_overwrite(g)
         input_grads = vjp(ops, g, env[j], args_env[j], params, wanted, private)
-        for i, (kind, ref) in edges:
+        if j not in keep:  # nothing after this node reads its values
+            env[j] = args_env[j] = None
+        for i, kind, ref, like in edges:
             gi = input_grads[i]
             if gi is None:
                 continue
-            if kind == _OP:
-                data = env[ref]
-            elif kind == _LIVE:
-                data = ref._data
-            else:
-                data = inputs[ref]
-            if gi.shape != data.shape or gi.dtype != data.dtype:
-                gi = _fit(gi, data, ops)
+            if gi.shape != like.shape or gi.dtype != like.dtype:
+                gi = _fit(gi, like, ops)
             if kind == _OP:
                 if ref in grads:
                     grads[ref] = grads[ref] + gi
@@ -200,6 +220,35 @@ def _backward(ins, env, args_env, saved_env, inputs, leaves) -> None:
             leaf.grad = grad + _wrap(gi)
         else:
             grad._data += gi
+
+
+class _Like:
+    """The shape and dtype of an array, all that _fit reads of it."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = shape, dtype
+
+
+def _ops_in_sources(sources):
+    for kind, ref in sources:
+        if kind == _OP:
+            yield ref
+        elif kind == _TUPLE:
+            yield from _ops_in_sources(ref)
+
+
+def _ops_in_output(source):
+    kind, ref = source
+    if kind in ("tensor", "value"):
+        yield from _ops_in_sources((ref,))
+    elif kind == "dict":
+        for _, s in ref:
+            yield from _ops_in_output(s)
+    else:
+        for s in ref:
+            yield from _ops_in_output(s)
 
 
 def _fit(g, like, ops):

@@ -206,10 +206,10 @@ class Recorder:
         finally:
             self._nodes = None
         retain = retain_graph if retain_graph is not None else engine.retain_graphs.active
-        leaves = {id(a): a for _, _, edges, _, _ in nodes for _, (kind, a) in edges
+        leaves = {id(a): a for _, _, edges, _, _ in nodes for _, (kind, a), _, _ in edges
                   if kind == "live"}
         leaves.update({id(t): t for k, t in self.input_tensors
-                       if any(e == ("in", k) for n in nodes for _, e in n[2])})
+                       if any(e[1] == ("in", k) for n in nodes for e in n[2])})
         self._grads = [(t, t.grad._data, t.grad._data.tobytes()) for t in leaves.values()
                        if t.grad is not None]
         self.instructions.append((BACKWARD, self.op_of_array[id(root._data)], root.shape,
@@ -230,11 +230,11 @@ class Recorder:
                 if k is None:
                     self.stop("backward reached a graph recorded before the step began")
                     return
-                edges.append((i, ("op", k)))
+                edges.append((i, ("op", k), a._data.shape, a._data.dtype))
             else:
                 kind = ("in", self.inputs[id(a._data)]) if any(
                     t is a for _, t in self.input_tensors) else ("live", a)
-                edges.append((i, kind))
+                edges.append((i, kind, a._data.shape, a._data.dtype))
         prim = node.prim
         self._nodes.append((j, tuple(node.wanted), tuple(edges), prim.saves,
                             prim.overwrites_g))
