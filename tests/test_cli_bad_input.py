@@ -116,6 +116,7 @@ CASES = [
     (lambda d, r: [T, "--model", "cnn", "--hidden", "32"], "--hidden"),
     (lambda d, r: [T, "--model", "cnn", "--activation", "tanh"], "--activation"),
     (lambda d, r: [T, "--frobnicate"], "--frobnicate"),
+    (lambda d, r: [T, "--no-compile=yes"], "--no-compile"),
     # train: data files
     (lambda d, r: [T, "--data", str(d / "missing.csv")], "missing.csv"),
     (lambda d, r: [T, "--data", csv(d, "a,y\n1,0\nx,1\n")], "'x'"),

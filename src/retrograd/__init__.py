@@ -76,6 +76,7 @@ double = float64
 long = int64
 
 from . import nn, optim, targets  # noqa: E402  (they build on everything above)
+from .compiled import CompileWarning, VerifyError, compile  # noqa: E402,A004  (torch's name)
 
 # Subpackages with optional dependencies or a larger import cost load on first use, so that
 # `import retrograd` stays fast and needs NumPy alone: retrograd.data, retrograd.viz, ...

@@ -128,6 +128,9 @@ def _add_model_options(p: argparse.ArgumentParser, *, training: bool) -> None:
                             "best epoch's weights (default: off)")
         p.add_argument("--clip-grad", type=finite_float, default=None, metavar="NORM",
                        help="clip the gradients' joint L2 norm to NORM (default: off)")
+        p.add_argument("--no-compile", dest="compile", action="store_false", default=None,
+                       help="run every step eagerly instead of as a compiled step "
+                            "(retrograd.compile: the same results, faster)")
     p.add_argument("--seed", type=int, default=None, metavar="S",
                    help=_with_default("seed of the weights, shuffles and splits", d.seed))
     p.add_argument("--threads", type=int, default=None, metavar="N",

@@ -108,14 +108,6 @@ def randperm(n: int, device=None) -> Tensor:
     return _placed(_Generator.rng.permutation(n).astype(dtypes.int64), device, False)
 
 
-def dropout_mask(like, p: float):
-    """A bool array `u >= p` (u ~ U[0, 1)) of like's shape on like's device: drawn from the
-    host generator on the host, on the device itself elsewhere (seeded from the host
-    generator: reproducible, but not the host's masks)."""
-    xp = backend.of(like)
-    return xp.device_uniform(_Generator.rng, like.shape, like.dtype) >= p
-
-
 def uniform_array(shape, low, high, dtype, like=None):
     """low + (high - low) * U[0, 1), drawn in `dtype` (on the backend of the array `like`,
     the host when None)."""

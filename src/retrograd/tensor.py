@@ -100,8 +100,18 @@ def apply(prim: Primitive, *args, **params) -> Tensor:
         _check_same_device(arrays)
         raise
     if not edges:
-        return _wrap(out)
-    return _wrap(out, True, Node(prim, args, arrays, params, out, saved, versions, edges, wanted))
+        result = _wrap(out)
+    else:
+        result = _wrap(out, True, Node(prim, args, arrays, params, out, saved, versions, edges,
+                                       wanted))
+    if TRACERS:  # retrograd.compile is recording a step (compile/trace.py)
+        TRACERS[-1](prim, args, arrays, params, result)
+    return result
+
+
+# the recorder of a step being traced by retrograd.compile (at most one); apply reports each
+# primitive it runs to the last one
+TRACERS: list = []
 
 
 def _check_same_device(arrays) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import backend
 from .. import random as _random
-from ..ops import PRIMITIVES
+from ..ops import DROPOUT_MASK, PRIMITIVES
 from ..tensor import Tensor, _wrap, apply
 from .functional_conv import (
     adaptive_avg_pool1d,
@@ -93,9 +93,10 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return input
     if p == 1:
         return input * 0
-    data = input._data
-    keep = _random.dropout_mask(data, p)
-    return input * (keep * backend.of(data).asarray(1 / (1 - p), dtype=input.dtype))
+    # the mask is drawn by an operation (not here), so a compiled step draws it afresh
+    mask = apply(DROPOUT_MASK, shape=input.shape, dtype=input.dtype, p=p,
+                 device=input.device, generator=_random.generator)
+    return input * mask
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:

@@ -15,6 +15,7 @@
     norm.py        normalize (BatchNorm / LayerNorm), vector_norm
     activation.py  erf, gelu, gelu_tanh, silu, leaky_relu, elu
     embedding.py   embedding (a row lookup whose gradient skips padding_idx)
+    random.py      dropout's mask, drawn in the forward (outside the table: no gradient)
 
 A forward is written against `xp`, the arrays' backend (retrograd.backend), and a VJP against
 `ops`, the table itself as a namespace: on arrays during a plain backward (nothing is wrapped,
@@ -56,8 +57,9 @@ from . import (  # noqa: F401  (each fills the table)
     shapes,
     softmax,
 )
+from .random import DROPOUT_MASK
 from .registry import PRIMITIVES, Primitive, array_namespace, namespace, primitive
 from .shapes import kept_shape, sum_to
 
-__all__ = ["PRIMITIVES", "Primitive", "array_namespace", "kept_shape", "namespace", "primitive",
-           "sum_to"]
+__all__ = ["DROPOUT_MASK", "PRIMITIVES", "Primitive", "array_namespace", "kept_shape",
+           "namespace", "primitive", "sum_to"]

@@ -44,6 +44,7 @@ class TrainConfig:
     clip_grad: float | None = None
     seed: int = 0
     threads: int | None = None  # BLAS threads; None: chosen by model size (see blas.py)
+    compile: bool = True  # steps run as retrograd.compile'd steps (the same results, faster)
 
     def resolved(self) -> TrainConfig:
         """A copy with every recipe option filled: the user's value, else the dataset's recipe,
@@ -108,14 +109,16 @@ class TrainConfig:
             raise ValueError(f"--seed must be an integer in [0, 2^32), got {self.seed}")
         if self.threads is not None:
             _positive_int("threads", self.threads)
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be true or false, got {self.compile!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
 # Options that may change when a run is resumed: --epochs extends (or, up to the epochs already
-# done, shortens) the run; --threads changes the speed, never the result.
-RESUMABLE_CHANGES = ("epochs", "threads")
+# done, shortens) the run; --threads and --no-compile change the speed, never the result.
+RESUMABLE_CHANGES = ("epochs", "threads", "compile")
 
 
 def differences(saved: dict, given: dict) -> list[str]:

@@ -96,6 +96,25 @@ class Loop:
         self.message = ""
         self.last_good = self.snapshot()
         self._zeros: dict = {}
+        self.compiled = None  # see use_compile
+
+    def use_compile(self) -> None:
+        """Run forward, loss, zero_grad and backward as a compiled step (retrograd.compile):
+        the same results bit for bit, without the graph bookkeeping. Quietly eager where it
+        does not apply (a loss that reads values into Python, a model with data-dependent
+        branches): the step then falls back without a warning."""
+        from ..compiled import CompiledFunction
+
+        model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
+
+        def forward_backward(x, *targets):
+            out = model(x)
+            loss = loss_fn(out, *targets)
+            optimizer.zero_grad()
+            loss.backward()
+            return out, loss
+
+        self.compiled = CompiledFunction(forward_backward, quiet=True)
 
     def snapshot(self) -> dict[str, np.ndarray]:
         """A copy of the model's state (parameters and buffers)."""
@@ -204,14 +223,23 @@ class Loop:
                     batch = tuple(t.to(self.device) if isinstance(t, Tensor) else t
                                   for t in batch)
                 x, *targets = batch
-                self.out = out = self.model(x)
-                self.loss = loss = self.loss_fn(out, *targets)
-                self.loss_value = value = float(loss.item())
-                if not math.isfinite(value):
-                    self.halt_on_loss(step, value)
-                    return False
-                self.optimizer.zero_grad()
-                loss.backward()
+                if self.compiled is not None:
+                    # forward, loss, zero_grad and backward as one captured step (compile.py);
+                    # a non-finite loss still halts before the optimizer writes the weights
+                    self.out, self.loss = out, loss = self.compiled(x, *targets)
+                    self.loss_value = value = float(loss.item())
+                    if not math.isfinite(value):
+                        self.halt_on_loss(step, value)
+                        return False
+                else:
+                    self.out = out = self.model(x)
+                    self.loss = loss = self.loss_fn(out, *targets)
+                    self.loss_value = value = float(loss.item())
+                    if not math.isfinite(value):
+                        self.halt_on_loss(step, value)
+                        return False
+                    self.optimizer.zero_grad()
+                    loss.backward()
                 self.hook("on_after_backward")
                 if check_finite and not self.gradients_finite():
                     self.halt_on_gradient(step, value)
@@ -256,7 +284,7 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, epochs: int, *,
         progress: bool = True, history: History | None = None, start_epoch: int = 0,
         callbacks: Iterable[Callback] = (), on_epoch_end: Callable | None = None,
         max_steps: int | None = None, check_finite: bool = True,
-        distributed: bool | None = None) -> History:
+        distributed: bool | None = None, compile: bool = True) -> History:  # noqa: A002
     """Train for epochs start_epoch+1 .. epochs (or max_steps optimizer steps); returns the
     History.
 
@@ -272,6 +300,10 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, epochs: int, *,
     0's weights are broadcast first, and every decision (non-finite values, early stopping,
     Ctrl-C) is taken by all ranks together; the progress bar is rank 0's. See
     docs/distributed.md.
+
+    compile: run each step's forward, loss and backward as a compiled step
+    (retrograd.compile; single process only): the same results bit for bit, faster. False runs
+    them eagerly (`retrograd train --no-compile`).
     """
     from .collective import distribute
 
@@ -300,6 +332,8 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, epochs: int, *,
             on_epoch_end=lambda loop: on_epoch_end(loop.epoch, loop.history)))
     loop = Loop(model, loss_fn, optimizer, train_loader, epochs, start_epoch, history, built,
                 collective)
+    if compile and collective is None:
+        loop.use_compile()
     loop.run(validation, check_finite, max_steps)
     history.stopped, history.message = loop.stopped, loop.message
     return history

@@ -215,7 +215,8 @@ def _plan_resume(given: dict, out, size: int) -> Plan:
         raise ValueError(f"--resume: options differ from the run's saved settings: "
                          f"{'; '.join(changed)} (a resumed run keeps its settings; only "
                          f"--epochs may change)")
-    config = TrainConfig(**{**saved, "threads": given.get("threads", saved.get("threads"))})
+    config = TrainConfig(**{**saved, "threads": given.get("threads", saved.get("threads")),
+                            "compile": given.get("compile", saved.get("compile", True))})
     done = int(state["epoch"])
     if "epochs" in given:
         if given["epochs"] < done:

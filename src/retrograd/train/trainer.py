@@ -190,4 +190,4 @@ class Trainer(Callback):
                    validation=self.p.validation, scheduler=self.scheduler,
                    early_stopping=self.early_stopping, clip_grad_norm=self.config.clip_grad,
                    progress=progress, history=self.history, start_epoch=self.epoch,
-                   callbacks=[self])
+                   callbacks=[self], compile=self.config.compile)
