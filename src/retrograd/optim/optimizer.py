@@ -309,7 +309,14 @@ def _copy(value):
 
 
 def _cast_like(value, p: Tensor):
-    """Floating state arrays take the parameter's dtype (as torch casts them); others are copied."""
+    """Floating state arrays take the parameter's dtype (as torch casts them); others are copied.
+    Another library's arrays (torch's state dict: tensors, the step a 0-d float tensor) become
+    arrays of the parameter's backend, a 0-d one a Python number (an int when integral)."""
+    if not backend.is_array(value) and hasattr(value, "__array__"):
+        value = backend.host.asarray(value)
+        if value.ndim == 0:
+            number = value.item()
+            return int(number) if float(number).is_integer() else number
     if backend.is_array(value):
         data = p._data
         xp = backend.of(data)
