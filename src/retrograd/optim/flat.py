@@ -279,18 +279,6 @@ def _run(opt, work: list, group: dict) -> None:
                 p._vc[0] += 1  # graphs that saved the old value can no longer backward
 
 
-def all_finite(arrays: list) -> bool:
-    """Whether every element of every array is finite: sum(0 * a) is 0 for finite elements and
-    NaN for inf or NaN (it cannot overflow as a sum of squares can)."""
-    for a in arrays:
-        xp = backend.of(a)
-        with xp.errstate(invalid="ignore"):
-            total = xp.reduce_sum(a * 0, None)
-        if total != 0:
-            return False
-    return True
-
-
 def _eligible(data) -> bool:
     """Whether an array can live in a flat layout: a floating array of a backend, contiguous
     by rows or by columns (so that its elements are one slice of the buffer)."""

@@ -208,15 +208,6 @@ class Optimizer:
                                                  for _ in range(max(count, len(arrays)))]
         return arrays[:count]
 
-    # ------------------------------------------------------------------ gradients
-    def grads_finite(self) -> bool:
-        """Whether every gradient of the optimized parameters is finite (no NaN, no inf):
-        0 * g summed is 0 exactly when every g is finite. One reduction per flat buffer where
-        the gradients live in one (flat.py), else one per gradient."""
-        grads = [p.grad._data for group in self.param_groups for p in group["params"]
-                 if p.grad is not None]
-        return flat.all_finite(grads)
-
     def _only_group_params(self) -> list:
         """The parameters of an optimizer that treats them as one flat vector (LBFGS,
         NewtonCG), which has a single parameter group."""
