@@ -273,3 +273,29 @@ def test_group_options_show_the_switches_like_torch():
     t_opt = torch.optim.Adam(torch.nn.Linear(3, 2).parameters())
     for key in ("foreach", "fused"):
         assert r_opt.param_groups[0][key] == t_opt.param_groups[0][key]
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_gradients_accumulated_in_place_are_read_fresh_each_step(order):
+    """zero_grad(set_to_none=False) keeps each .grad array and backward accumulates into it;
+    a gradient in the other memory order than its parameter is copied when raveled, and that
+    copy must not be reused at the next step. Oracle: torch with the same gradients."""
+    rng = np.random.default_rng(3)
+    w0 = rng.standard_normal((5, 4))
+    r_w = retrograd.tensor(w0.copy(), requires_grad=True)
+    r_w.data = np.asfortranarray(w0)  # parameter by columns
+    t_w = torch.tensor(w0.copy(), requires_grad=True)
+    r_opt = retrograd.optim.Adam([r_w], lr=0.1)
+    t_opt = torch.optim.Adam([t_w], lr=0.1)
+    g_array = np.zeros((5, 4), order=order)
+    r_w.grad = retrograd.tensor(g_array)
+    r_w.grad.data = g_array  # the very array, in the chosen order
+    for step in range(6):
+        g = rng.standard_normal((5, 4))
+        r_opt.zero_grad(set_to_none=False)
+        r_w.grad.numpy()[...] += g  # in place, as an accumulating backward writes
+        t_w.grad = torch.tensor(g)
+        r_opt.step()
+        t_opt.step()
+        assert r_w.grad.numpy() is g_array
+        np.testing.assert_allclose(r_w.numpy(), as_np(t_w), err_msg=f"step {step}", **TOL64)

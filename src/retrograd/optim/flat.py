@@ -116,12 +116,18 @@ class Bucket:
             if p._data is not arrays[i]:
                 return None
             g = grad._data
-            if g is not last_g[i]:
+            if g is last_g[i]:  # the same array as last step: its raveled view still holds
+                grads.append(last_flat[i])
+            else:
                 if g.shape != arrays[i].shape:
                     raise ValueError(f"a gradient of shape {g.shape} for a parameter of "
                                      f"shape {arrays[i].shape}")
-                last_g[i], last_flat[i] = g, g.ravel(order=orders[i])  # a view if it can be
-            grads.append(last_flat[i])
+                flat = g.ravel(order=orders[i])
+                grads.append(flat)
+                # only a view may be reused: a copy would miss later in-place writes to g
+                # (accumulation after zero_grad(set_to_none=False))
+                view = g.flags.f_contiguous if orders[i] == "F" else g.flags.c_contiguous
+                last_g[i], last_flat[i] = (g, flat) if view else (None, None)
             state = states.get(p)
             if not state:
                 pending.append(i)
