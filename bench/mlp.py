@@ -1,4 +1,5 @@
-"""Training throughput of an MLP 784-256-256-10: retrograd vs hand-written NumPy vs PyTorch.
+"""Training throughput of an MLP 784-256-256-10: retrograd vs hand-written NumPy vs PyTorch vs
+JAX jit, against the GEMM-only floor.
 
 The three implementations train the same model (ReLU, cross-entropy on logits, float32) with the
 same optimizer -- SGD with lr 0.01 and momentum 0.9, or Adam with lr 1e-3 and the default betas
@@ -25,6 +26,15 @@ Methodology:
 - NumPy's BLAS and torch both use 2 threads (`--threads`). OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
   slow NumPy's OpenBLAS down; if set, the script re-executes itself without them and says so.
   Flushing denormals to zero is left off (the default) for all three.
+- Columns beyond the first three: "JAX jit" (bench/mlp_jax.py: the whole step under jax.jit,
+  parameters and optimizer state donated) runs in its own process, driven over a pipe segment by
+  segment so it interleaves with the others while XLA's threads stay out of this process; it
+  appears when JAX is importable (`pip install -e '.[bench]'`), else the report says it was
+  skipped. "retrograd compiled" appears when `retrograd.compile` exists (the same step, captured
+  and replayed). "GEMM floor" replays the step's eight matrix products alone (three forward,
+  three weight gradients, two input gradients, into preallocated outputs): no implementation
+  doing this arithmetic with this BLAS can take less; the second table gives each step time
+  over it.
 - The hand-written NumPy optimizers follow torch.optim's rules exactly and update in place
   (Adam through one scratch array per parameter, as retrograd's Adam does); PyTorch's optimizer
   runs with its defaults (for Adam on CPU that is the single-tensor loop, not foreach; the report
@@ -44,8 +54,11 @@ if __name__ == "__main__":
 
 # Imported after the re-exec above, so that OpenBLAS never sees the overrides.
 import argparse  # noqa: E402
+import importlib.util  # noqa: E402
 import math  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -60,7 +73,8 @@ OPTIMIZERS = ("sgd", "adam")
 OPTIMIZER_TITLES = {"sgd": f"SGD lr {SGD_LR} momentum {MOMENTUM}",
                     "adam": f"Adam lr {ADAM_LR:g}, betas {BETAS}, eps {EPS:g}"}
 POOL, DENSITY = 8192, 0.2
-IMPLS = ("retrograd", "NumPy", "PyTorch")
+IMPLS = ("retrograd", "NumPy", "PyTorch")  # always there; see implementations() for the rest
+JAX_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mlp_jax.py")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -141,6 +155,26 @@ class RetrogradMLP:
         with rg.no_grad():
             for p, value in zip(self.model.parameters(), values, strict=True):
                 p.copy_(value)
+
+
+class CompiledRetrogradMLP(RetrogradMLP):
+    """retrograd's step under `retrograd.compile` (absent before that lands: no column)."""
+
+    name = "retrograd compiled"
+
+    def __init__(self, params: list[np.ndarray], optimizer: str):
+        super().__init__(params, optimizer)
+        self.compiled = rg.compile(self._train_step)
+
+    def _train_step(self, x, y):
+        self.opt.zero_grad()
+        loss = rg.nn.functional.cross_entropy(self.model(x), y)
+        loss.backward()
+        self.opt.step()
+        return loss
+
+    def step(self, batch):
+        return self.compiled(*batch)
 
 
 class NumpyMLP:
@@ -296,12 +330,103 @@ class TorchMLP:
         return f"torch.optim.{kind} ran the {impl} implementation ({how} foreach/fused)"
 
 
+class GemmFloor:
+    """The step's eight matrix products alone, as NumpyMLP computes them, into preallocated
+    outputs: the time no implementation of this step on this BLAS can beat."""
+
+    name = "GEMM floor"
+
+    def __init__(self, params: list[np.ndarray], optimizer: str):
+        self.w1, self.w2, self.w3 = params[0], params[2], params[4]
+        self.out: dict[int, list[np.ndarray]] = {}
+
+    def prepare(self, x, y):
+        return x, y
+
+    def step(self, batch):
+        x = batch[0]
+        n = len(x)
+        out = self.out.get(n)
+        if out is None:
+            shapes = [(n, SIZES[1]), (n, SIZES[2]), (n, SIZES[3]), (SIZES[3], SIZES[2]),
+                      (n, SIZES[2]), (SIZES[2], SIZES[1]), (n, SIZES[1]), (SIZES[1], SIZES[0])]
+            out = self.out[n] = [np.empty(s, np.float32) for s in shapes]
+        a1, a2, z, gw3, g2, gw2, g1, gw1 = out
+        w1, w2, w3 = self.w1, self.w2, self.w3
+        np.matmul(x, w1.T, out=a1)  # forward
+        np.matmul(a1, w2.T, out=a2)
+        np.matmul(a2, w3.T, out=z)
+        np.matmul(z.T, a2, out=gw3)  # backward: z stands in for dL/dz
+        np.matmul(z, w3, out=g2)
+        np.matmul(g2.T, a1, out=gw2)
+        np.matmul(g2, w2, out=g1)
+        np.matmul(g1.T, x, out=gw1)
+        return None
+
+
+class JaxMLP:
+    """A proxy for bench/mlp_jax.py's jitted step, running in its own process."""
+
+    name = "JAX jit"
+
+    def __init__(self, params: list[np.ndarray], optimizer: str, pool=None, threads: int = 2):
+        self.optimizer = optimizer
+        self._tmp = tempfile.TemporaryDirectory()
+        path = os.path.join(self._tmp.name, "pool.npz")
+        np.savez(path, x=pool[0], y=pool[1], **{f"p{i}": p for i, p in enumerate(params)})
+        env = dict(os.environ, XLA_FLAGS=f"--xla_cpu_multi_thread_eigen=true "
+                   f"intra_op_parallelism_threads={threads}", JAX_PLATFORMS="cpu")
+        self.proc = subprocess.Popen([sys.executable, JAX_SCRIPT, "--serve", path], env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.ask(f"reset {optimizer}")
+
+    def ask(self, line: str) -> str:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline().strip()
+        if not answer or answer.startswith("error"):
+            raise RuntimeError(f"bench/mlp_jax.py answered {answer!r} to {line!r}")
+        return answer
+
+    def segment(self, batch: int, first: int, count: int):
+        self.ask(f"prepare {batch} {first} {count}")
+        return (lambda: self.ask("one")), (lambda: self.ask("step"))
+
+    def losses(self, batch: int, count: int) -> list[float]:
+        return [float(v) for v in self.ask(f"losses {batch} {count} {self.optimizer}").split()]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        self._tmp.cleanup()
+
+
 CLASSES = (RetrogradMLP, NumpyMLP, TorchMLP)
 
 
-def build_all(seed: int, optimizer: str):
+def jax_available() -> bool:
+    return importlib.util.find_spec("jax") is not None
+
+
+def implementations(jax: bool = True) -> tuple[str, ...]:
+    """The columns of this run: the three, retrograd compiled when retrograd.compile exists,
+    JAX jit when JAX is importable (and wanted), the GEMM floor."""
+    names = list(IMPLS)
+    if getattr(rg, "compile", None) is not None:
+        names.insert(1, CompiledRetrogradMLP.name)
+    if jax and jax_available():
+        names.append(JaxMLP.name)
+    return tuple(names + [GemmFloor.name])
+
+
+def build_all(seed: int, optimizer: str, names=IMPLS, pool=None, threads: int = 2):
     params = initial_params(seed)
-    return [cls(params, optimizer) for cls in CLASSES], params
+    by_name = {cls.name: cls for cls in (*CLASSES, CompiledRetrogradMLP, GemmFloor)}
+    impls = [JaxMLP(params, optimizer, pool, threads) if n == JaxMLP.name
+             else by_name[n](params, optimizer) for n in names]
+    return impls, params
 
 
 # ----------------------------------------------------------------------------------------------
@@ -327,8 +452,10 @@ def check(pool, batch_sizes, steps: int, seed: int, optimizer: str) -> bool:
     ok = True
     print(f"equal-work check ({optimizer}): {steps} steps per batch size from the same initial "
           "weights, weights re-synchronised to NumPy's after each step")
+    names = [n for n in implementations(jax=False) if n != GemmFloor.name]
+    others = [n for n in names if n != "NumPy"]
     for b in batch_sizes:
-        impls, weights = build_all(seed, optimizer)
+        impls, weights = build_all(seed, optimizer, names)
         losses = {impl.name: [] for impl in impls}
         move_err = dict.fromkeys(losses, 0.0)
         for x, y in batch_list(*pool, b, 0, steps):
@@ -337,14 +464,14 @@ def check(pool, batch_sizes, steps: int, seed: int, optimizer: str) -> bool:
                 impl.set_params(weights)
                 losses[impl.name].append(impl.step(impl.prepare(x, y)).item())
                 moves[impl.name] = [p - q for p, q in zip(impl.params(), weights, strict=True)]
-            for name in ("retrograd", "PyTorch"):  # each parameter's update vs NumPy's
+            for name in others:  # each parameter's update vs NumPy's
                 move_err[name] = max(move_err[name], *(
                     np.linalg.norm(m - r) / np.linalg.norm(r)
                     for m, r in zip(moves[name], moves["NumPy"], strict=True)))
             weights = [q + m for q, m in zip(weights, moves["NumPy"], strict=True)]
         ref_loss = np.array(losses["NumPy"])
         print(f"  batch {b}: losses " + ", ".join(f"{v:.5f}" for v in ref_loss) + " (NumPy)")
-        for name in ("retrograd", "PyTorch"):
+        for name in others:
             loss_err = np.max(np.abs(np.array(losses[name]) - ref_loss) / np.abs(ref_loss))
             good = loss_err < 1e-5 and move_err[name] < MOVE_TOL[optimizer]
             ok &= good
@@ -354,21 +481,56 @@ def check(pool, batch_sizes, steps: int, seed: int, optimizer: str) -> bool:
     return ok
 
 
+def check_jax(pool, batch_sizes, steps: int, seed: int, optimizer: str, threads: int) -> bool:
+    """JAX's losses over `steps` free-running steps from the same weights vs NumPy's (JAX
+    cannot be re-synchronised step by step through the pipe; over a few steps free-running
+    trajectories stay within float32 rounding of each other)."""
+    ok = True
+    for b in batch_sizes:
+        jax = JaxMLP(initial_params(seed), optimizer, pool, threads)
+        try:
+            theirs = np.array(jax.losses(b, steps))
+        finally:
+            jax.close()
+        numpy = NumpyMLP(initial_params(seed), optimizer)
+        ours = np.array([numpy.step(xy).item() for xy in batch_list(*pool, b, 0, steps)])
+        err = np.max(np.abs(theirs - ours) / np.abs(ours))
+        good = err < 1e-4
+        ok &= good
+        print(f"    JAX jit vs NumPy, batch {b}: {steps} free-running steps, max rel loss diff "
+              f"{err:.1e}  {'ok' if good else 'MISMATCH'}")
+    return ok
+
+
 # ----------------------------------------------------------------------------------------------
 # benchmark
 
 
 def bench_batch(pool, batch: int, steps: int, rounds: int, warmup: int, pause: float,
-                seed: int, optimizer: str) -> dict[str, list[float]]:
+                seed: int, optimizer: str, names, threads: int) -> dict[str, list[float]]:
     """Samples/s per round for each implementation, interleaved round by round."""
-    impls, _ = build_all(seed, optimizer)
+    impls, _ = build_all(seed, optimizer, names, pool, threads)
     by_name = {impl.name: impl for impl in impls}
-    for impl in impls:  # warm-up: caches, allocator, optimizer state, lazy init
-        for b in [impl.prepare(x, y) for x, y in batch_list(*pool, batch, 0, warmup)]:
-            impl.step(b)
+    try:
+        for impl in impls:  # warm-up: caches, allocator, optimizer state, lazy init, jit
+            if isinstance(impl, JaxMLP):
+                lead_in, run = impl.segment(batch, 0, warmup)
+                run()
+                continue
+            for b in [impl.prepare(x, y) for x, y in batch_list(*pool, batch, 0, warmup)]:
+                impl.step(b)
+        return _bench_rounds(pool, batch, steps, rounds, warmup, pause, by_name)
+    finally:
+        for impl in impls:
+            if isinstance(impl, JaxMLP):
+                impl.close()
 
+
+def _bench_rounds(pool, batch, steps, rounds, warmup, pause, by_name):
     def make_segment(name: str, r: int):
         impl = by_name[name]
+        if isinstance(impl, JaxMLP):
+            return impl.segment(batch, warmup + r * steps, steps)
         batches = [impl.prepare(x, y)
                    for x, y in batch_list(*pool, batch, warmup + r * steps, steps)]
 
@@ -380,7 +542,7 @@ def bench_batch(pool, batch: int, steps: int, rounds: int, warmup: int, pause: f
             impl.step(batches[0])
         return lead_in, run
 
-    times = common.interleaved(IMPLS, rounds, make_segment, pause=pause)
+    times = common.interleaved(list(by_name), rounds, make_segment, pause=pause)
     return {name: [steps * batch / t for t in ts] for name, ts in times.items()}
 
 
@@ -414,33 +576,43 @@ def parse_optimizers(text: str) -> list[str]:
 
 
 def markdown(optimizer: str, results, args, steps, env_lines, elapsed: float,
-             torch_impl: str, load: str) -> str:
+             torch_impl: str, load: str, skipped: str = "") -> str:
     fmt_rate, fmt_ratio, ratio_stats = common.fmt_rate, common.fmt_ratio, common.ratio_stats
     details = [
         f"{args.rounds} interleaved rounds, steps per round "
         + ", ".join(f"{k} at batch {b}" for b, k in zip(args.batch_sizes, steps, strict=True))
         + f"; {elapsed:.0f} s in all; {load}.",
         f"optimizer: {OPTIMIZER_TITLES[optimizer]}; {torch_impl}.",
-    ]
+    ] + ([skipped] if skipped else [])
     out = common.report_header(
         f"MLP 784-256-256-10 training throughput (float32, {OPTIMIZER_TITLES[optimizer]}, "
         "samples/s)", __file__, details, env_lines)
+    names = [n for n in next(iter(results.values())) if n != GemmFloor.name]
+    # ratios of the retrograd columns against each peer
+    ours = [n for n in names if n.startswith("retrograd")]
+    peers = [n for n in names if not n.startswith("retrograd")]
+    pairs = [(a, b) for a in ours for b in peers]
     out += [
-        "| batch | retrograd | NumPy | PyTorch | retrograd / NumPy | retrograd / PyTorch "
-        "| NumPy / PyTorch |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| batch | " + " | ".join(names) + " | "
+        + " | ".join(f"{a} / {b}" for a, b in pairs) + " |",
+        "|---:|" + "---:|" * (len(names) + len(pairs)),
     ]
     for b, rates in results.items():
         med = {k: statistics.median(v) for k, v in rates.items()}
-        r = rates
-        out.append(
-            f"| {b} | {fmt_rate(med['retrograd'])} | {fmt_rate(med['NumPy'])} "
-            f"| {fmt_rate(med['PyTorch'])} "
-            f"| {fmt_ratio(ratio_stats(r['retrograd'], r['NumPy']))} "
-            f"| {fmt_ratio(ratio_stats(r['retrograd'], r['PyTorch']))} "
-            f"| {fmt_ratio(ratio_stats(r['NumPy'], r['PyTorch']))} |")
+        out.append(f"| {b} | " + " | ".join(fmt_rate(med[n]) for n in names) + " | "
+                   + " | ".join(fmt_ratio(ratio_stats(rates[x], rates[y])) for x, y in pairs)
+                   + " |")
     out += ["", "Samples/s: median over rounds. Ratios: median of the per-round ratios of "
-            "samples/s (interquartile range in parentheses); above 1 means the first is faster."]
+            "samples/s (interquartile range in parentheses); above 1 means the first is faster.",
+            "", "Step time over the GEMM floor (the step's eight matrix products alone; "
+            "median of per-round ratios, 1.00 is the floor):", "",
+            "| batch | floor, us per step | " + " | ".join(names) + " |",
+            "|---:|---:|" + "---:|" * len(names)]
+    for b, rates in results.items():
+        floor = rates[GemmFloor.name]
+        floor_us = b / statistics.median(floor) * 1e6
+        out.append(f"| {b} | {floor_us:.0f} | " + " | ".join(
+            fmt_ratio(ratio_stats(floor, rates[n])) for n in names) + " |")
     return "\n".join(out)
 
 
@@ -483,6 +655,8 @@ def main(argv=None) -> int:
                              "per batch size (default: 16384 samples, at least 4 steps)")
     parser.add_argument("--warmup", type=int, default=None,
                         help="untimed steps per implementation first (default: one round)")
+    parser.add_argument("--no-jax", action="store_true",
+                        help="leave out the JAX jit column even when JAX is installed")
     parser.add_argument("--check", action="store_true",
                         help="only check that the three implementations do the same work")
     parser.add_argument("--profile", action="store_true",
@@ -508,14 +682,25 @@ def main(argv=None) -> int:
         ok = True
         for opt in args.optimizer:
             ok &= check(pool, args.batch_sizes, int(args.steps or 5), args.seed, opt)
+            if not args.no_jax and jax_available():
+                ok &= check_jax(pool, args.batch_sizes, int(args.steps or 5), args.seed, opt,
+                                args.threads)
             print()
         return 0 if ok else 1
     if args.profile:
         profile(pool, args.batch_sizes[0], steps[0] * args.rounds, args.seed, args.optimizer[0])
         return 0
 
+    names, skipped = implementations(jax=not args.no_jax), ""
+    if not args.no_jax and JaxMLP.name not in names:
+        skipped = ("JAX jit column skipped: JAX is not importable in this environment "
+                   "(pip install -e '.[bench]')")
+        print(skipped)
     for opt in args.optimizer:
         if not check(pool, [args.batch_sizes[0]], 3, args.seed, opt):
+            return 1
+        if JaxMLP.name in names and not check_jax(pool, [args.batch_sizes[0]], 3, args.seed,
+                                                  opt, args.threads):
             return 1
         print()
     tables = []
@@ -527,16 +712,18 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             batch_load = common.OtherLoad()
             warmup = k if args.warmup is None else args.warmup
-            rates = bench_batch(pool, b, k, args.rounds, warmup, args.pause, args.seed, opt)
+            rates = bench_batch(pool, b, k, args.rounds, warmup, args.pause, args.seed, opt,
+                                names, args.threads)
             results[b] = rates
             print(f"{opt:>4}, batch {b:>5}: " + "  ".join(
-                f"{name} {common.fmt_rate(statistics.median(rates[name]))}/s" for name in IMPLS)
+                f"{name} {common.fmt_rate(statistics.median(rates[name]))}/s" for name in names)
                 + f"   ({args.rounds} rounds x {k} steps, {time.perf_counter() - t0:.0f} s; "
                 f"slowest segment {common.noise(rates, slow_is_high=False):.1f}x the median; "
                 f"{batch_load.describe()})", flush=True)
         torch_impl = TorchMLP(initial_params(args.seed), opt).implementation()
         tables.append(markdown(opt, results, args, steps, env_lines,
-                               time.perf_counter() - t_start, torch_impl, load.describe()))
+                               time.perf_counter() - t_start, torch_impl, load.describe(),
+                               skipped))
         print()
         print(tables[-1], flush=True)
         print()

@@ -59,7 +59,9 @@ IMPLS = ("retrograd", "sklearn f32", "sklearn f64")
 FLOOR = "GEMM floor"
 INPUT = {"retrograd": "float32", "sklearn f32": "float32", "sklearn f64": "float64",
          FLOOR: "float32"}
-TARGET_SPEEDUP = 3.0
+# issue 16: >= 2x scikit-learn's float64 default per epoch at equal accuracy (issue 5's 3x over
+# its faster float32 variant was withdrawn: the float32 GEMM floor allows about 2.4x)
+TARGET_SPEEDUP, TARGET_AGAINST = 2.0, "sklearn f64"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -199,15 +201,17 @@ def verdict(results) -> list[str]:
     lines = []
     for title, (per_epoch, accuracy) in results.items():
         best = min(IMPLS[1:], key=lambda n: statistics.median(per_epoch[n]))
+        target = common.ratio_stats(per_epoch[TARGET_AGAINST], per_epoch["retrograd"])[0]
         speed = common.ratio_stats(per_epoch[best], per_epoch["retrograd"])[0]
-        acc_gap = statistics.median(accuracy["retrograd"]) - statistics.median(accuracy[best])
-        met = speed >= TARGET_SPEEDUP and acc_gap >= -0.005
+        acc_gap = statistics.median(accuracy["retrograd"]) - \
+            statistics.median(accuracy[TARGET_AGAINST])
+        met = target >= TARGET_SPEEDUP and acc_gap >= -0.005
         bound = common.ratio_stats(per_epoch["sklearn f32"], per_epoch[FLOOR])[0]
-        lines.append(f"- {title}: retrograd is {speed:.2f}x the speed of scikit-learn's faster "
-                     f"variant ({best}), accuracy {acc_gap:+.4f}: target "
+        lines.append(f"- {title}: retrograd is {target:.2f}x the speed of {TARGET_AGAINST} "
+                     f"(scikit-learn's default dtype), accuracy {acc_gap:+.4f}: target "
                      f"(>= {TARGET_SPEEDUP:g}x at equal accuracy) "
-                     f"{'met' if met else 'NOT met'}; the GEMM floor allows at most "
-                     f"{bound:.2f}x over sklearn f32.")
+                     f"{'met' if met else 'NOT met'}; {speed:.2f}x its faster variant "
+                     f"({best}), over which the GEMM floor allows at most {bound:.2f}x.")
     return lines
 
 

@@ -1,27 +1,31 @@
 """Adam and AdamW with torch.optim's exact rules (bias correction, eps outside the square root,
-amsgrad), updated in place through one scratch array per parameter."""
+amsgrad), updated in place through scratch arrays."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
-
-from .optimizer import Optimizer
+from .optimizer import Optimizer, direction
 
 
 class Adam(Optimizer):
     """m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
     theta <- theta - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-    (with amsgrad, v is replaced by its running maximum)."""
+    (with amsgrad, v is replaced by its running maximum).
+
+    foreach / fused (torch's switches): the default (None) and True run the flat multi-tensor
+    path (optimizer.py); foreach=False runs the same operations parameter by parameter."""
 
     decoupled_weight_decay = False
+    _scratch_count = 2
+    _has_fused = True
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, *,
-                 maximize: bool = False):
+                 maximize: bool = False, foreach: bool | None = None,
+                 fused: bool | None = None):
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                        amsgrad=amsgrad, maximize=maximize)
+                        amsgrad=amsgrad, maximize=maximize, foreach=foreach, fused=fused)
         super().__init__(params, defaults)
 
     def _validate(self, group: dict) -> None:
@@ -33,40 +37,49 @@ class Adam(Optimizer):
                 raise ValueError(f"invalid beta parameter at index {i}: {beta} "
                                  "(must be in [0, 1))")
 
-    def _update(self, param, grad, state, group) -> None:
-        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+    def _state_names(self, group: dict) -> tuple:
+        names = ("exp_avg", "exp_avg_sq")
+        return names + ("max_exp_avg_sq",) if group["amsgrad"] else names
+
+    def _fresh_state(self, group: dict) -> dict:
+        return {"step": 0}
+
+    def _key(self, state: dict) -> int:
+        return state.get("step", 0)
+
+    def _constants(self, group: dict, steps_before: int) -> tuple:
+        lr, (beta1, beta2) = group["lr"], group["betas"]
+        step = steps_before + 1
+        # in float64, cast once when they meet the float32 arrays
+        return (lr, beta1, beta2, group["eps"], group["weight_decay"], group["maximize"],
+                group["amsgrad"], lr / (1 - beta1 ** step), math.sqrt(1 - beta2 ** step))
+
+    def _kernel(self, xp, g, state, tmp, params, c) -> None:
+        lr, beta1, beta2, eps, weight_decay, maximize, amsgrad, step_size, bc2_sqrt = c
         if self.decoupled_weight_decay:
-            param *= 1 - lr * group["weight_decay"]
-            g = np.negative(grad, out=self._scratch(param, 2)) if group["maximize"] else grad
+            if weight_decay:
+                for p, _ in params:
+                    xp.multiply(p, 1 - lr * weight_decay, out=p)
+            g = xp.negative(g, out=tmp[1]) if maximize else g
         else:
-            g = self._direction(param, grad, group)
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = np.zeros_like(param)
-            state["exp_avg_sq"] = np.zeros_like(param)
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"] = np.zeros_like(param)
-        state["step"] += 1
-        step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
-        tmp = self._scratch(param)
-        np.subtract(g, m, out=tmp)  # m.lerp_(g, 1 - b1) = m + (1 - b1) (g - m)
-        tmp *= 1 - beta1
-        m += tmp
-        v *= beta2
-        np.multiply(g, g, out=tmp)
-        tmp *= 1 - beta2
-        v += tmp
-        if group["amsgrad"]:
-            np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-            v = state["max_exp_avg_sq"]
-        # constants in float64, cast once when they meet the float32 arrays
-        step_size = lr / (1 - beta1 ** step)
-        np.sqrt(v, out=tmp)
-        tmp /= math.sqrt(1 - beta2 ** step)
-        tmp += eps
-        np.divide(m, tmp, out=tmp)
-        tmp *= step_size
-        param -= tmp
+            g = direction(xp, g, tmp[1], params, weight_decay, maximize)
+        m, v, t = state[0], state[1], tmp[0]
+        xp.subtract(g, m, out=t)  # m.lerp_(g, 1 - b1) = m + (1 - b1) (g - m)
+        xp.multiply(t, 1 - beta1, out=t)
+        xp.add(m, t, out=m)
+        xp.multiply(v, beta2, out=v)
+        xp.multiply(g, g, out=t)
+        xp.multiply(t, 1 - beta2, out=t)
+        xp.add(v, t, out=v)
+        if amsgrad:
+            v = xp.maximum(state[2], v, out=state[2])
+        xp.sqrt(v, out=t)
+        xp.divide(t, bc2_sqrt, out=t)
+        xp.add(t, eps, out=t)
+        xp.divide(m, t, out=t)
+        xp.multiply(t, step_size, out=t)
+        for p, k in params:
+            xp.subtract(p, t[k], out=p)
 
 
 class AdamW(Adam):
@@ -76,5 +89,7 @@ class AdamW(Adam):
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
-                 maximize: bool = False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
+                 maximize: bool = False, foreach: bool | None = None,
+                 fused: bool | None = None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                         foreach=foreach, fused=fused)

@@ -1,22 +1,28 @@
 """RMSprop, Adadelta and Adagrad: the per-parameter adaptive learning rates of the course,
-with torch.optim's exact rules."""
+with torch.optim's exact rules.
+
+foreach (torch's switch; torch offers fused= only for Adagrad of the three): the default (None)
+and True run the flat multi-tensor path (optimizer.py); foreach=False runs the same operations
+parameter by parameter."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from .optimizer import Optimizer
+from .. import backend
+from .optimizer import Optimizer, direction
 
 
 class RMSprop(Optimizer):
     """v <- a v + (1 - a) g^2;  theta <- theta - lr g / (sqrt(v - gbar^2 if centered) + eps),
     optionally through a momentum buffer b <- momentum b + g / (...)."""
 
+    _scratch_count = 2
+
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0, momentum: float = 0, centered: bool = False, *,
-                 maximize: bool = False):
+                 maximize: bool = False, foreach: bool | None = None):
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                        momentum=momentum, centered=centered, maximize=maximize)
+                        momentum=momentum, centered=centered, maximize=maximize,
+                        foreach=foreach)
         super().__init__(params, defaults)
 
     def _validate(self, group: dict) -> None:
@@ -24,51 +30,59 @@ class RMSprop(Optimizer):
         for name in ("eps", "momentum", "weight_decay", "alpha"):
             self._check(group, name)
 
-    def _update(self, param, grad, state, group) -> None:
-        alpha, momentum = group["alpha"], group["momentum"]
-        g = self._direction(param, grad, group)
-        if not state:
-            state["step"] = 0
-            state["square_avg"] = np.zeros_like(param)
-            if momentum > 0:
-                state["momentum_buffer"] = np.zeros_like(param)
-            if group["centered"]:
-                state["grad_avg"] = np.zeros_like(param)
-        state["step"] += 1
-        v, tmp = state["square_avg"], self._scratch(param)
-        v *= alpha
-        np.multiply(g, g, out=tmp)
-        tmp *= 1 - alpha
-        v += tmp
-        if group["centered"]:
-            gbar = state["grad_avg"]
-            np.subtract(g, gbar, out=tmp)  # gbar.lerp_(g, 1 - alpha)
-            tmp *= 1 - alpha
-            gbar += tmp
-            np.multiply(gbar, gbar, out=tmp)
-            np.subtract(v, tmp, out=tmp)
-            np.sqrt(tmp, out=tmp)
+    def _state_names(self, group: dict) -> tuple:
+        return ("square_avg",) + (("momentum_buffer",) if group["momentum"] > 0 else ()) \
+            + (("grad_avg",) if group["centered"] else ())
+
+    def _fresh_state(self, group: dict) -> dict:
+        return {"step": 0}
+
+    def _constants(self, group: dict, key) -> tuple:
+        return (group["lr"], group["alpha"], group["eps"], group["weight_decay"],
+                group["momentum"], group["centered"], group["maximize"])
+
+    def _kernel(self, xp, g, state, tmp, params, c) -> None:
+        lr, alpha, eps, weight_decay, momentum, centered, maximize = c
+        g = direction(xp, g, tmp[1], params, weight_decay, maximize)
+        v, t = state[0], tmp[0]
+        xp.multiply(v, alpha, out=v)
+        xp.multiply(g, g, out=t)
+        xp.multiply(t, 1 - alpha, out=t)
+        xp.add(v, t, out=v)
+        if centered:
+            gbar = state[-1]
+            xp.subtract(g, gbar, out=t)  # gbar.lerp_(g, 1 - alpha)
+            xp.multiply(t, 1 - alpha, out=t)
+            xp.add(gbar, t, out=gbar)
+            xp.multiply(gbar, gbar, out=t)
+            xp.subtract(v, t, out=t)
+            xp.sqrt(t, out=t)
         else:
-            np.sqrt(v, out=tmp)
-        tmp += group["eps"]
-        np.divide(g, tmp, out=tmp)
+            xp.sqrt(v, out=t)
+        xp.add(t, eps, out=t)
+        xp.divide(g, t, out=t)
         if momentum > 0:
-            buf = state["momentum_buffer"]
-            buf *= momentum
-            buf += tmp
-            np.multiply(buf, group["lr"], out=tmp)
+            buf = state[1]
+            xp.multiply(buf, momentum, out=buf)
+            xp.add(buf, t, out=buf)
+            xp.multiply(buf, lr, out=t)
         else:
-            tmp *= group["lr"]
-        param -= tmp
+            xp.multiply(t, lr, out=t)
+        for p, k in params:
+            xp.subtract(p, t[k], out=p)
 
 
 class Adadelta(Optimizer):
     """v <- rho v + (1 - rho) g^2;  d = sqrt(u + eps) / sqrt(v + eps) g;
     u <- rho u + (1 - rho) d^2;  theta <- theta - lr d  (Zeiler 2012)."""
 
+    _scratch_count = 3
+
     def __init__(self, params, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
-                 weight_decay: float = 0, *, maximize: bool = False):
-        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
+                 weight_decay: float = 0, foreach: bool | None = None, *,
+                 maximize: bool = False):
+        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
+                        foreach=foreach)
         super().__init__(params, defaults)
 
     def _validate(self, group: dict) -> None:
@@ -77,69 +91,88 @@ class Adadelta(Optimizer):
         self._check(group, "eps")
         self._check(group, "weight_decay")
 
-    def _update(self, param, grad, state, group) -> None:
-        rho, eps = group["rho"], group["eps"]
-        g = self._direction(param, grad, group)
-        if not state:
-            state["step"] = 0
-            state["square_avg"] = np.zeros_like(param)
-            state["acc_delta"] = np.zeros_like(param)
-        state["step"] += 1
-        v, u, tmp = state["square_avg"], state["acc_delta"], self._scratch(param)
-        v *= rho
-        np.multiply(g, g, out=tmp)
-        tmp *= 1 - rho
-        v += tmp
-        delta = self._scratch(param, 1)
-        np.add(u, eps, out=delta)
-        np.sqrt(delta, out=delta)
-        np.add(v, eps, out=tmp)
-        np.sqrt(tmp, out=tmp)
-        delta /= tmp
-        delta *= g
-        u *= rho
-        np.multiply(delta, delta, out=tmp)
-        tmp *= 1 - rho
-        u += tmp
-        delta *= group["lr"]
-        param -= delta
+    def _state_names(self, group: dict) -> tuple:
+        return ("square_avg", "acc_delta")
+
+    def _fresh_state(self, group: dict) -> dict:
+        return {"step": 0}
+
+    def _constants(self, group: dict, key) -> tuple:
+        return group["lr"], group["rho"], group["eps"], group["weight_decay"], group["maximize"]
+
+    def _kernel(self, xp, g, state, tmp, params, c) -> None:
+        lr, rho, eps, weight_decay, maximize = c
+        g = direction(xp, g, tmp[2], params, weight_decay, maximize)
+        (v, u), t, delta = state, tmp[0], tmp[1]
+        xp.multiply(v, rho, out=v)
+        xp.multiply(g, g, out=t)
+        xp.multiply(t, 1 - rho, out=t)
+        xp.add(v, t, out=v)
+        xp.add(u, eps, out=delta)
+        xp.sqrt(delta, out=delta)
+        xp.add(v, eps, out=t)
+        xp.sqrt(t, out=t)
+        xp.divide(delta, t, out=delta)
+        xp.multiply(delta, g, out=delta)
+        xp.multiply(u, rho, out=u)
+        xp.multiply(delta, delta, out=t)
+        xp.multiply(t, 1 - rho, out=t)
+        xp.add(u, t, out=u)
+        xp.multiply(delta, lr, out=delta)
+        for p, k in params:
+            xp.subtract(p, delta[k], out=p)
 
 
 class Adagrad(Optimizer):
     """s <- s + g^2;  theta <- theta - lr / (1 + (t - 1) lr_decay) g / (sqrt(s) + eps)."""
 
+    _scratch_count = 2
+    _has_fused = True
+
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
-                 initial_accumulator_value: float = 0, eps: float = 1e-10, *,
-                 maximize: bool = False):
+                 initial_accumulator_value: float = 0, eps: float = 1e-10,
+                 foreach: bool | None = None, *, maximize: bool = False,
+                 fused: bool | None = None):
         defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, eps=eps,
-                        maximize=maximize)
+                        foreach=foreach, maximize=maximize, fused=fused)
         super().__init__(params, defaults)
         for group in self.param_groups:  # torch creates the accumulator at construction
             for p in group["params"]:
-                self._init_state(self.state.setdefault(p, {}), p._data, group)
-
-    @staticmethod
-    def _init_state(state: dict, param: np.ndarray, group: dict) -> None:
-        state["step"] = 0
-        state["sum"] = np.full_like(param, group["initial_accumulator_value"])
+                accumulator = backend.of(p._data).empty_like(p._data)  # the parameter's order
+                accumulator[...] = group["initial_accumulator_value"]
+                self.state[p] = {**self._fresh_state(group), "sum": accumulator}
 
     def _validate(self, group: dict) -> None:
         super()._validate(group)
         for name in ("lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
             self._check(group, name)
 
-    def _update(self, param, grad, state, group) -> None:
-        g = self._direction(param, grad, group)
-        if not state:  # a group added after construction
-            self._init_state(state, param, group)
-        state["step"] += 1
-        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
-        s, tmp = state["sum"], self._scratch(param)
-        np.multiply(g, g, out=tmp)
-        s += tmp
-        np.sqrt(s, out=tmp)
-        tmp += group["eps"]
-        np.divide(g, tmp, out=tmp)
-        tmp *= clr
-        param -= tmp
+    def _state_names(self, group: dict) -> tuple:
+        return ("sum",)
+
+    def _fresh_state(self, group: dict) -> dict:
+        return {"step": 0}
+
+    def _fill(self, name: str, group: dict):
+        return group["initial_accumulator_value"]
+
+    def _key(self, state: dict) -> int:
+        return state.get("step", 0)
+
+    def _constants(self, group: dict, steps_before: int) -> tuple:
+        clr = group["lr"] / (1 + steps_before * group["lr_decay"])
+        return clr, group["eps"], group["weight_decay"], group["maximize"]
+
+    def _kernel(self, xp, g, state, tmp, params, c) -> None:
+        clr, eps, weight_decay, maximize = c
+        g = direction(xp, g, tmp[1], params, weight_decay, maximize)
+        s, t = state[0], tmp[0]
+        xp.multiply(g, g, out=t)
+        xp.add(s, t, out=s)
+        xp.sqrt(s, out=t)
+        xp.add(t, eps, out=t)
+        xp.divide(g, t, out=t)
+        xp.multiply(t, clr, out=t)
+        for p, k in params:
+            xp.subtract(p, t[k], out=p)
