@@ -224,8 +224,15 @@ def mlp_trajectory(device, optimizer: str, steps: int = 5):
     retrograd.manual_seed(4)
     model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.0), nn.Linear(16, 3))
     model.to(device)
-    opt = {"sgd": lambda ps: retrograd.optim.SGD(ps, lr=0.1),
-           "adam": lambda ps: retrograd.optim.Adam(ps, lr=0.01)}[optimizer](model.parameters())
+    optim = retrograd.optim
+    opt = {"sgd": lambda ps: optim.SGD(ps, lr=0.1),
+           "sgd-nesterov": lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True,
+                                                weight_decay=1e-3),
+           "adam": lambda ps: optim.Adam(ps, lr=0.01),
+           "adamw-amsgrad": lambda ps: optim.AdamW(ps, lr=0.01, amsgrad=True),
+           "rmsprop": lambda ps: optim.RMSprop(ps, lr=0.01, momentum=0.5, centered=True),
+           "adagrad": lambda ps: optim.Adagrad(ps, lr=0.1),
+           "adadelta": lambda ps: optim.Adadelta(ps)}[optimizer](model.parameters())
     rng = np.random.default_rng(5)
     x = retrograd.tensor(rng.standard_normal((32, 6)), dtype=np.float32, device=device)
     y = retrograd.tensor(rng.integers(0, 3, 32), device=device)
@@ -239,13 +246,8 @@ def mlp_trajectory(device, optimizer: str, steps: int = 5):
     return losses, [host(p) for p in model.parameters()], model
 
 
-@pytest.mark.parametrize("optimizer", [
-    "sgd",
-    # optim/ is being rewritten onto the seam by another branch; until then Adam's state is made
-    # by np.zeros_like, which the strict backend refuses (this xfail turns into a failure, by
-    # strict=True, the day it passes: then drop the mark)
-    pytest.param("adam", marks=pytest.mark.xfail(raises=strict_backend.LeakError, strict=True,
-                                                 reason="optim/ calls NumPy directly"))])
+@pytest.mark.parametrize("optimizer", ["sgd", "sgd-nesterov", "adam", "adamw-amsgrad",
+                                       "rmsprop", "adagrad", "adadelta"])
 def test_mlp_training_on_strict_follows_the_host_trajectory(optimizer):
     losses_cpu, weights_cpu, _ = mlp_trajectory("cpu", optimizer)
     losses, weights, model = mlp_trajectory(STRICT, optimizer)
