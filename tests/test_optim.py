@@ -394,9 +394,15 @@ def test_boundary_hyperparameters_accepted_like_torch(name):
                 "RMSprop": dict(lr=0.0, alpha=0.0, eps=0.0, momentum=0.0),
                 "Adadelta": dict(lr=0.0, rho=1.0, eps=0.0),
                 "Adagrad": dict(lr=0.0, lr_decay=0.0, initial_accumulator_value=0.0)}[name]
-    getattr(torch.optim, name)([torch.zeros(3, requires_grad=True)], **boundary)
-    getattr(retrograd.optim, name)([retrograd.tensor(np.zeros(3), requires_grad=True)],
-                                   **boundary)
+    values = np.array([0.5, -1.0, 2.0])
+    theirs, ours = (torch.tensor(values, requires_grad=True),
+                    retrograd.tensor(values, requires_grad=True))
+    torch_opt = getattr(torch.optim, name)([theirs], **boundary)
+    our_opt = getattr(retrograd.optim, name)([ours], **boundary)
+    theirs.grad, ours.grad = torch.ones(3, dtype=torch.float64), retrograd.ones(3).double()
+    torch_opt.step()
+    our_opt.step()  # accepted, and the step at the boundary is torch's
+    np.testing.assert_array_equal(ours.detach().numpy(), theirs.detach().numpy())
 
 
 @pytest.mark.parametrize("name", ALL_OPTIMIZERS)

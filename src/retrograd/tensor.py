@@ -308,20 +308,7 @@ class Tensor(TensorMethods):
             while results:
                 _accumulate(*results.popitem())
             return
-        may_overwrite = xp.may_overwrite
-        while results:
-            leaf, gi = results.popitem()
-            grad = leaf.grad
-            if grad is None:
-                # a `.grad` must own its array: copy unless it is fresh and held by nothing
-                # else, such as another leaf's entry
-                if not may_overwrite(gi):
-                    gi = gi.copy(order="K")
-                leaf.grad = _wrap(gi)
-            elif grad.requires_grad:
-                leaf.grad = grad + _wrap(gi)
-            else:
-                grad._data += gi
+        hand_to_leaves(results, xp.may_overwrite)
 
     # ------------------------------------------------------------------ casting, devices
     def to(self, *args, **kwargs) -> Tensor:
@@ -502,6 +489,23 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
+
+
+def hand_to_leaves(results: dict, may_overwrite) -> None:
+    """Each leaf's gradient array (emptying `results`) into its `.grad`: set, or added to."""
+    while results:
+        leaf, gi = results.popitem()
+        grad = leaf.grad
+        if grad is None:
+            # a `.grad` must own its array: copy unless it is fresh and held by nothing else,
+            # such as another leaf's entry
+            if not may_overwrite(gi):
+                gi = gi.copy(order="K")
+            leaf.grad = _wrap(gi)
+        elif grad.requires_grad:
+            leaf.grad = grad + _wrap(gi)
+        else:
+            grad._data += gi
 
 
 def _accumulate(leaf: Tensor, g: Tensor) -> None:

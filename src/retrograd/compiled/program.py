@@ -12,8 +12,9 @@ learning rate, Adam's step count, a loaded state) is read afresh on every replay
 from __future__ import annotations
 
 from .. import backend
+from ..engine import _fit  # the engine's own undoing of broadcasting and promotion
 from ..ops import array_namespace
-from ..tensor import Tensor, _wrap
+from ..tensor import Tensor, _wrap, hand_to_leaves
 from .trace import BACKWARD, FORWARD, LIVE
 
 # argument sources, as small integers for the replay's dispatch
@@ -209,17 +210,7 @@ def _backward(ins, env, args_env, saved_env, inputs, leaves) -> None:
                 leaf = ref if kind == _LIVE else leaves[ref]
                 results[leaf] = results[leaf] + gi if leaf in results else gi
         gi = g = input_grads = None
-    while results:  # Tensor.backward's tail: each leaf's .grad owns its array
-        leaf, gi = results.popitem()
-        grad = leaf.grad
-        if grad is None:
-            if not may_overwrite(gi):
-                gi = gi.copy(order="K")
-            leaf.grad = _wrap(gi)
-        elif grad.requires_grad:
-            leaf.grad = grad + _wrap(gi)
-        else:
-            grad._data += gi
+    hand_to_leaves(results, may_overwrite)  # Tensor.backward's tail
 
 
 class _Like:
@@ -249,15 +240,6 @@ def _ops_in_output(source):
     else:
         for s in ref:
             yield from _ops_in_output(s)
-
-
-def _fit(g, like, ops):
-    shape, dtype = like.shape, like.dtype
-    if g.shape != shape:
-        g = ops.sum_to(g, shape=shape)
-    if g.dtype != dtype:
-        g = ops.astype(g, dtype=dtype)
-    return g
 
 
 _xp_of = backend.of
