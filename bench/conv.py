@@ -16,11 +16,14 @@ input, weight and bias gradients are all computed), in either library.
     python bench/conv.py             # the benchmark (~2 min on 2 idle cores)
     python bench/conv.py --check     # outputs and gradients agree with torch (rtol 1e-4) only
 
-Where the time goes: "GEMM floor" is the three products a convolution's forward and backward
-need (w @ cols, g @ cols^T, w^T @ g) done by NumPy's BLAS alone on preallocated arrays of the
-same shapes; "copy floor" is the im2col copy (one strided slice copy per kernel offset into a
-(C, K, N, O) buffer) plus its adjoint's scatter-add, done by hand in NumPy. What retrograd spends
-beyond GEMM + copies is bias, reshapes, graph bookkeeping and allocation.
+Where the time goes (the algorithm of src/retrograd/ops/conv.py): "GEMM floor" is the three
+products a convolution's forward and backward need (cols @ w, g_rows^T @ cols, and for the input
+gradient g_cols @ w_flipped at stride 1, g_rows @ w^T at stride 2) done by NumPy's BLAS alone on
+preallocated arrays of the same shapes; "copy floor" is the data movement around them, done by
+hand in NumPy on preallocated buffers: the channels-last zero-padded copy of x and its window
+copy (one strided copy), then the same for g (stride 1) or the col2im add per kernel offset
+(stride 2). What retrograd spends beyond GEMM + copies is bias, the bias gradient, weight
+reorders, reshapes, graph bookkeeping and allocation.
 
 Methodology (as bench/mlp.py): interleaved rounds, the order rotated each round, one untimed
 warm-up round; medians and the median of per-round ratios with their interquartile range.
@@ -48,6 +51,7 @@ from dataclasses import dataclass  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from numpy.lib.stride_tricks import as_strided  # noqa: E402
 
 rg = common.import_retrograd()
 RG, PT, GEMM, COPY = "retrograd", "PyTorch", "GEMM floor", "copy floor"
@@ -105,55 +109,78 @@ def conv_calls(case: Case, seed: int) -> dict:
         xt.grad = None
         tlayer(xt).backward(gt)
 
-    k = case.kernel ** case.dims
-    no = BATCH * math.prod(case.out)
-    w2 = rng.standard_normal((case.cout, case.cin * k)).astype(np.float32)
-    cols = rng.standard_normal((case.cin * k, no)).astype(np.float32)
-    g2 = rng.standard_normal((case.cout, no)).astype(np.float32)
-    out_f, out_w, out_x = np.empty((case.cout, no), np.float32), np.empty_like(w2), \
-        np.empty_like(cols)
-
-    def gemm_call():  # forward, weight gradient, input gradient
-        np.matmul(w2, cols, out=out_f)
-        np.matmul(g2, cols.T, out=out_w)
-        np.matmul(w2.T, g2, out=out_x)
-
-    xc = np.ascontiguousarray(x.transpose(1, 0, *range(2, x.ndim)))  # (C, N, *S)
-    buffer = np.zeros((case.cin, *(case.kernel,) * case.dims, BATCH, *case.out), np.float32)
-    grad_x = np.zeros_like(xc)
-    windows = window_slices(case)
-
-    def copy_call():  # im2col, then its adjoint (scatter-add back), one slice per offset
-        for offset, (dst, src) in windows:
-            buffer[(slice(None), *offset, slice(None), *dst)] = xc[(slice(None), slice(None),
-                                                                   *src)]
-        grad_x[...] = 0
-        for offset, (dst, src) in windows:
-            grad_x[(slice(None), slice(None), *src)] += buffer[(slice(None), *offset,
-                                                                slice(None), *dst)]
-
+    gemm_call, copy_call = floors(case, x, g, rng)
     return {RG: rg_call, PT: torch_call, GEMM: gemm_call, COPY: copy_call,
             "check": (layer, tlayer, xr, xt)}
 
 
-def window_slices(case: Case):
-    """Per kernel offset: (output slice, input slice) of the positions it reads in range."""
-    per_axis = []
-    for size, out in zip(case.spatial, case.out, strict=True):
-        axis = []
-        for k in range(case.kernel):
-            # output positions o with 0 <= o*stride + k - padding < size
-            lo = max(0, -(-(case.padding - k) // case.stride))
-            hi = min(out, (size - 1 + case.padding - k) // case.stride + 1)
-            start = lo * case.stride + k - case.padding
-            axis.append((slice(lo, hi), slice(start, start + (hi - lo - 1) * case.stride + 1,
-                                              case.stride)))
-        per_axis.append(axis)
-    result = []
-    for offset in itertools.product(range(case.kernel), repeat=case.dims):
-        pairs = [per_axis[d][k] for d, k in enumerate(offset)]
-        result.append((offset, (tuple(p[0] for p in pairs), tuple(p[1] for p in pairs))))
-    return result
+def floors(case: Case, x: np.ndarray, g: np.ndarray, rng):
+    """(GEMM floor, copy floor) calls of retrograd's algorithm (src/retrograd/ops/conv.py) on
+    preallocated arrays: channels-last windows (N O, K C) and rows (N O, C_out)."""
+    d, kk = case.dims, (case.kernel,) * case.dims
+    k, rows_in, rows = case.kernel ** case.dims, BATCH * math.prod(case.spatial), \
+        BATCH * math.prod(case.out)
+    f32 = np.float32
+    w_f = rng.standard_normal((k * case.cin, case.cout)).astype(f32)  # forward's (K C, C_out)
+    cols = rng.standard_normal((rows, k * case.cin)).astype(f32)
+    g_rows = rng.standard_normal((rows, case.cout)).astype(f32)
+    out_f, out_w = np.empty((rows, case.cout), f32), np.empty((case.cout, k * case.cin), f32)
+    if case.stride == 1:  # input gradient: the windows of the padded g times the flipped kernel
+        g_cols = rng.standard_normal((rows_in, k * case.cout)).astype(f32)
+        w_i = rng.standard_normal((k * case.cout, case.cin)).astype(f32)
+        out_x = np.empty((rows_in, case.cin), f32)
+
+        def input_product():
+            np.matmul(g_cols, w_i, out=out_x)
+    else:  # the windows' gradient, for col2im
+        out_x = np.empty((rows, k * case.cin), f32)
+
+        def input_product():
+            np.matmul(g_rows, w_f.T, out=out_x)
+
+    def gemm_call():  # forward, weight gradient, input gradient
+        np.matmul(cols, w_f, out=out_f)
+        np.matmul(g_rows.T, cols, out=out_w)
+        input_product()
+
+    def windows(a_padded, out_spatial, stride):
+        st = a_padded.strides
+        return as_strided(a_padded, (BATCH, *out_spatial, *kk, a_padded.shape[-1]),
+                          (st[0], *(s * stride for s in st[1:1 + d]), *st[1:1 + d], st[-1]),
+                          writeable=False)
+
+    p, pk = case.padding, case.kernel - 1 - case.padding
+    x_pad = np.zeros((BATCH, *(n + 2 * p for n in case.spatial), case.cin), f32)
+    x_cols = np.empty((BATCH, *case.out, *kk, case.cin), f32)
+    x_cl = np.moveaxis(x, 1, -1)
+    g_cl = np.ascontiguousarray(np.moveaxis(g, 1, -1))  # as a channels-last layer returns it
+    inner = (slice(None), *(slice(p, p + n) for n in case.spatial))
+    if case.stride == 1:
+        g_pad = np.zeros((BATCH, *(o + 2 * pk for o in case.out), case.cout), f32)
+        g_cols_b = np.empty((BATCH, *case.spatial, *kk, case.cout), f32)
+        g_inner = (slice(None), *(slice(pk, pk + o) for o in case.out))
+
+        def input_copies():
+            g_pad[g_inner] = g_cl
+            np.copyto(g_cols_b, windows(g_pad, case.spatial, 1))
+    else:
+        grad_pad = np.zeros_like(x_pad)
+        dcols = rng.standard_normal(x_cols.shape).astype(f32)
+        moves = [(off, tuple(slice(o, o + (n - 1) * case.stride + 1, case.stride)
+                             for o, n in zip(off, case.out, strict=True)))
+                 for off in itertools.product(range(case.kernel), repeat=d)]
+
+        def input_copies():  # col2im: one add per kernel offset
+            grad_pad[...] = 0
+            for off, src in moves:
+                grad_pad[(slice(None), *src)] += dcols[(slice(None),) * (1 + d) + off]
+
+    def copy_call():  # pad + window copy of x; of g (stride 1) or col2im (stride > 1)
+        x_pad[inner] = x_cl
+        np.copyto(x_cols, windows(x_pad, case.out, case.stride))
+        input_copies()
+
+    return gemm_call, copy_call
 
 
 def mnist1d_models(seed: int):
@@ -202,7 +229,10 @@ def step_calls(seed: int) -> dict:
 def check(seed: int) -> bool:
     ok = True
     for case in CASES:
-        layer, tlayer, xr, xt = conv_calls(case, seed)["check"]
+        calls = conv_calls(case, seed)
+        for name in (GEMM, COPY):  # the floors run
+            calls[name]()
+        layer, tlayer, xr, xt = calls["check"]
         g = np.random.default_rng(seed + 1).standard_normal(
             (BATCH, case.cout, *case.out)).astype(np.float32)
         out, tout = layer(xr), tlayer(xt)
@@ -214,9 +244,6 @@ def check(seed: int) -> bool:
         err = max(float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-30)) for a, b in pairs)
         print(f"{case.name}: max relative difference {err:.1e}")
         ok &= err < 1e-4
-    calls = conv_calls(CASES[0], seed)
-    for name in (GEMM, COPY):  # the floors run
-        calls[name]()
     ours, theirs = mnist1d_models(seed)
     x = np.random.default_rng(seed).standard_normal((BATCH, 40)).astype(np.float32)
     d = float(np.max(np.abs(ours(rg.tensor(x)).numpy()
