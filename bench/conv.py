@@ -16,14 +16,16 @@ input, weight and bias gradients are all computed), in either library.
     python bench/conv.py             # the benchmark (~2 min on 2 idle cores)
     python bench/conv.py --check     # outputs and gradients agree with torch (rtol 1e-4) only
 
-Where the time goes (the algorithm of src/retrograd/ops/conv.py): "GEMM floor" is the three
-products a convolution's forward and backward need (cols @ w, g_rows^T @ cols, and for the input
-gradient g_cols @ w_flipped at stride 1, g_rows @ w^T at stride 2) done by NumPy's BLAS alone on
-preallocated arrays of the same shapes; "copy floor" is the data movement around them, done by
-hand in NumPy on preallocated buffers: the channels-last zero-padded copy of x and its window
-copy (one strided copy), then the same for g (stride 1) or the col2im add per kernel offset
-(stride 2). What retrograd spends beyond GEMM + copies is bias, the bias gradient, weight
-reorders, reshapes, graph bookkeeping and allocation.
+Where the time goes: "GEMM floor" is the three products a convolution's forward and backward
+need, done by NumPy's BLAS alone on preallocated arrays of the same shapes; "copy floor" is the
+data movement around them, done by hand in NumPy on preallocated buffers. Both follow the
+algorithm retrograd runs for the case (src/retrograd/ops/conv.py dispatches on the stride):
+stride 1, channels-last: products cols @ w, g_rows^T @ cols and g_cols @ w_flipped (the input
+gradient as a convolution of g); copies: the zero-padded channels-last copy of x and its window
+copy (one strided copy), then the same for g. Stride 2, channels-first (ops/conv_cf.py):
+products w @ cols, g @ cols^T, w^T @ g; copies: one strided slice copy per kernel offset into a
+(C, K, N, O) buffer and its adjoint's scatter-add. What retrograd spends beyond GEMM + copies is
+bias, the bias gradient, weight reorders, reshapes, graph bookkeeping and allocation.
 
 Methodology (as bench/mlp.py): interleaved rounds, the order rotated each round, one untimed
 warm-up round; medians and the median of per-round ratios with their interquartile range.
@@ -114,9 +116,45 @@ def conv_calls(case: Case, seed: int) -> dict:
             "check": (layer, tlayer, xr, xt)}
 
 
+def floors_channels_first(case: Case, x: np.ndarray, rng):
+    """(GEMM floor, copy floor) calls of conv_cf's algorithm (stride > 1): cols (C K, N O),
+    w2 (C_out, C K), one slice copy per kernel offset and the col2im scatter-add."""
+    k = case.kernel ** case.dims
+    no = BATCH * math.prod(case.out)
+    w2 = rng.standard_normal((case.cout, case.cin * k)).astype(np.float32)
+    cols = rng.standard_normal((case.cin * k, no)).astype(np.float32)
+    g2 = rng.standard_normal((case.cout, no)).astype(np.float32)
+    out_f, out_w, out_x = np.empty((case.cout, no), np.float32), np.empty_like(w2), \
+        np.empty_like(cols)
+
+    def gemm_call():  # forward, weight gradient, input gradient
+        np.matmul(w2, cols, out=out_f)
+        np.matmul(g2, cols.T, out=out_w)
+        np.matmul(w2.T, g2, out=out_x)
+
+    xc = np.ascontiguousarray(x.transpose(1, 0, *range(2, x.ndim)))  # (C, N, *S)
+    buffer = np.zeros((case.cin, *(case.kernel,) * case.dims, BATCH, *case.out), np.float32)
+    grad_x = np.zeros_like(xc)
+    windows = window_slices(case)
+
+    def copy_call():  # im2col, then its adjoint (scatter-add back), one slice per offset
+        for offset, (dst, src) in windows:
+            buffer[(slice(None), *offset, slice(None), *dst)] = xc[(slice(None), slice(None),
+                                                                   *src)]
+        grad_x[...] = 0
+        for offset, (dst, src) in windows:
+            grad_x[(slice(None), slice(None), *src)] += buffer[(slice(None), *offset,
+                                                                slice(None), *dst)]
+
+    return gemm_call, copy_call
+
+
 def floors(case: Case, x: np.ndarray, g: np.ndarray, rng):
-    """(GEMM floor, copy floor) calls of retrograd's algorithm (src/retrograd/ops/conv.py) on
-    preallocated arrays: channels-last windows (N O, K C) and rows (N O, C_out)."""
+    """(GEMM floor, copy floor) calls of retrograd's algorithm for stride 1
+    (src/retrograd/ops/conv.py) on preallocated arrays: channels-last windows (N O, K C) and
+    rows (N O, C_out); for stride > 1, conv_cf's."""
+    if case.stride != 1:
+        return floors_channels_first(case, x, rng)
     d, kk = case.dims, (case.kernel,) * case.dims
     k, rows_in, rows = case.kernel ** case.dims, BATCH * math.prod(case.spatial), \
         BATCH * math.prod(case.out)
@@ -125,23 +163,15 @@ def floors(case: Case, x: np.ndarray, g: np.ndarray, rng):
     cols = rng.standard_normal((rows, k * case.cin)).astype(f32)
     g_rows = rng.standard_normal((rows, case.cout)).astype(f32)
     out_f, out_w = np.empty((rows, case.cout), f32), np.empty((case.cout, k * case.cin), f32)
-    if case.stride == 1:  # input gradient: the windows of the padded g times the flipped kernel
-        g_cols = rng.standard_normal((rows_in, k * case.cout)).astype(f32)
-        w_i = rng.standard_normal((k * case.cout, case.cin)).astype(f32)
-        out_x = np.empty((rows_in, case.cin), f32)
-
-        def input_product():
-            np.matmul(g_cols, w_i, out=out_x)
-    else:  # the windows' gradient, for col2im
-        out_x = np.empty((rows, k * case.cin), f32)
-
-        def input_product():
-            np.matmul(g_rows, w_f.T, out=out_x)
+    # the input gradient: the windows of the padded g times the flipped kernel
+    g_cols = rng.standard_normal((rows_in, k * case.cout)).astype(f32)
+    w_i = rng.standard_normal((k * case.cout, case.cin)).astype(f32)
+    out_x = np.empty((rows_in, case.cin), f32)
 
     def gemm_call():  # forward, weight gradient, input gradient
         np.matmul(cols, w_f, out=out_f)
         np.matmul(g_rows.T, cols, out=out_w)
-        input_product()
+        np.matmul(g_cols, w_i, out=out_x)
 
     def windows(a_padded, out_spatial, stride):
         st = a_padded.strides
@@ -153,34 +183,42 @@ def floors(case: Case, x: np.ndarray, g: np.ndarray, rng):
     x_pad = np.zeros((BATCH, *(n + 2 * p for n in case.spatial), case.cin), f32)
     x_cols = np.empty((BATCH, *case.out, *kk, case.cin), f32)
     x_cl = np.moveaxis(x, 1, -1)
-    g_cl = np.ascontiguousarray(np.moveaxis(g, 1, -1))  # as a channels-last layer returns it
+    g_cl = np.moveaxis(g, 1, -1)  # (g is (N, C_out, *O) in memory, as the benchmark passes it)
     inner = (slice(None), *(slice(p, p + n) for n in case.spatial))
-    if case.stride == 1:
-        g_pad = np.zeros((BATCH, *(o + 2 * pk for o in case.out), case.cout), f32)
-        g_cols_b = np.empty((BATCH, *case.spatial, *kk, case.cout), f32)
-        g_inner = (slice(None), *(slice(pk, pk + o) for o in case.out))
+    g_pad = np.zeros((BATCH, *(o + 2 * pk for o in case.out), case.cout), f32)
+    g_cols_b = np.empty((BATCH, *case.spatial, *kk, case.cout), f32)
+    g_inner = (slice(None), *(slice(pk, pk + o) for o in case.out))
 
-        def input_copies():
-            g_pad[g_inner] = g_cl
-            np.copyto(g_cols_b, windows(g_pad, case.spatial, 1))
-    else:
-        grad_pad = np.zeros_like(x_pad)
-        dcols = rng.standard_normal(x_cols.shape).astype(f32)
-        moves = [(off, tuple(slice(o, o + (n - 1) * case.stride + 1, case.stride)
-                             for o, n in zip(off, case.out, strict=True)))
-                 for off in itertools.product(range(case.kernel), repeat=d)]
+    def input_copies():
+        g_pad[g_inner] = g_cl
+        np.copyto(g_cols_b, windows(g_pad, case.spatial, 1))
 
-        def input_copies():  # col2im: one add per kernel offset
-            grad_pad[...] = 0
-            for off, src in moves:
-                grad_pad[(slice(None), *src)] += dcols[(slice(None),) * (1 + d) + off]
-
-    def copy_call():  # pad + window copy of x; of g (stride 1) or col2im (stride > 1)
+    def copy_call():  # pad + window copy of x, then of g
         x_pad[inner] = x_cl
         np.copyto(x_cols, windows(x_pad, case.out, case.stride))
         input_copies()
 
     return gemm_call, copy_call
+
+
+def window_slices(case: Case):
+    """Per kernel offset: (output slice, input slice) of the positions it reads in range."""
+    per_axis = []
+    for size, out in zip(case.spatial, case.out, strict=True):
+        axis = []
+        for k in range(case.kernel):
+            # output positions o with 0 <= o*stride + k - padding < size
+            lo = max(0, -(-(case.padding - k) // case.stride))
+            hi = min(out, (size - 1 + case.padding - k) // case.stride + 1)
+            start = lo * case.stride + k - case.padding
+            axis.append((slice(lo, hi), slice(start, start + (hi - lo - 1) * case.stride + 1,
+                                              case.stride)))
+        per_axis.append(axis)
+    result = []
+    for offset in itertools.product(range(case.kernel), repeat=case.dims):
+        pairs = [per_axis[d][k] for d, k in enumerate(offset)]
+        result.append((offset, (tuple(p[0] for p in pairs), tuple(p[1] for p in pairs))))
+    return result
 
 
 def mnist1d_models(seed: int):

@@ -33,47 +33,11 @@ pooling primitives.
 
 from __future__ import annotations
 
-import functools
-import itertools
 import math
 
+from . import conv_cf
+from .conv_cf import geometry, output_size  # noqa: F401  (geometry: the pools' import)
 from .registry import primitive
-
-
-def output_size(size: int, kernel: int, stride: int, lo: int, hi: int, dilation: int) -> int:
-    """floor((size + lo + hi - dilation (kernel - 1) - 1) / stride) + 1 (may be <= 0)."""
-    return (size + lo + hi - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def _range(size: int, out: int, k: int, stride: int, lo: int, dilation: int):
-    """For kernel offset k along one axis: (first, stop) output positions whose input position
-    o * stride + k * dilation - lo lies inside [0, size), and the input slice they read."""
-    offset = k * dilation - lo
-    first = max(0, -(offset // stride))  # ceil(-offset / stride), at least 0
-    stop = min(out, (size - 1 - offset) // stride + 1)
-    if stop <= first:
-        return None
-    start = first * stride + offset
-    return slice(first, stop), slice(start, start + (stop - first - 1) * stride + 1, stride)
-
-
-@functools.lru_cache(maxsize=256)
-def geometry(spatial: tuple, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple):
-    """(output spatial shape, [(kernel offset, output slices, input slices)], whether some
-    window position falls in the padding) of one configuration; padding holds (lo, hi) pairs."""
-    out = tuple(output_size(s, k, st, lo, hi, d) for s, k, st, (lo, hi), d
-                in zip(spatial, kernel, stride, padding, dilation, strict=True))
-    moves, partial = [], False
-    for offsets in itertools.product(*(range(k) for k in kernel)):
-        ranges = [_range(s, o, k, st, lo, d) for s, o, k, st, (lo, _), d
-                  in zip(spatial, out, offsets, stride, padding, dilation, strict=True)]
-        if any(r is None for r in ranges):
-            partial = True
-            continue
-        dst = tuple(r[0] for r in ranges)
-        partial = partial or any(sl.stop - sl.start != o for sl, o in zip(dst, out, strict=True))
-        moves.append((offsets, dst, tuple(r[1] for r in ranges)))
-    return out, moves, partial
 
 
 def _channels_last(a):
@@ -167,9 +131,18 @@ def _rows(g):
     return _channels_last(g).reshape(-1, g.shape[1])
 
 
+def _strided(stride) -> bool:
+    """Whether a configuration takes conv_cf's channels-first algorithm (the one dispatch
+    point: measured faster there for the MNIST-1D CNN's stride-2 layers, BENCHMARKS.md)."""
+    return any(s != 1 for s in stride)
+
+
 def _conv(xp, x, w, b=None, *, stride, padding, dilation, groups, relu=False):
     """(out, saved): out = conv(x, w) + b (then relu) as an (N, C_out, *O) view of a
     channels-last product; saved holds cols for the weight gradient."""
+    if _strided(stride):
+        return conv_cf.conv(xp, x, w, b, stride=stride, padding=padding, dilation=dilation,
+                            groups=groups, relu=relu)
     kernel = w.shape[2:]
     out_shape = tuple(output_size(s, k, st, lo, hi, dl) for s, k, st, (lo, hi), dl
                       in zip(x.shape[2:], kernel, stride, padding, dilation, strict=True))
@@ -187,7 +160,7 @@ def _conv_input_grad(xp, g, w, *, shape, stride, padding, dilation, groups):
     """d<g, conv(x, w)>/dx for x of `shape`."""
     kernel, d = w.shape[2:], w.ndim - 2
     spatial, out_shape = tuple(shape[2:]), g.shape[2:]
-    if all(s == 1 for s in stride):
+    if not _strided(stride):
         # dx[s] = sum_k g[s + lo - k dil] w[k]: the correlation of g, padded so that
         # gpad[j] = g[j - dil (K-1) + lo], with the flipped kernel, its channel axes swapped
         pads = tuple((dl * (k - 1) - lo, sp + lo - o) for k, dl, (lo, _), sp, o
@@ -197,30 +170,16 @@ def _conv_input_grad(xp, g, w, *, shape, stride, padding, dilation, groups):
         wm = flipped.transpose(0, *range(3, 3 + d), 1, 2).reshape(groups, -1, w.shape[1])
         rows = _windows_product(xp, _padded(xp, g, pads), spatial, kernel, dilation, groups, wm)
         return _channels_first(rows.reshape(shape[0], *spatial, shape[1]))
-    # stride > 1: the windows' gradient g_rows @ w_g, added back window by window
-    cg = shape[1] // groups
-    wm = _forward_weight(w, groups)  # (G, K C/G, C_out/G)
-    g2 = _rows(g)
-    g3 = g2.reshape(g2.shape[0], groups, wm.shape[2])
-    if groups == 1:
-        dcols = g3[:, 0] @ wm[0].T
-    else:
-        dcols = (g3.transpose(1, 0, 2) @ wm.transpose(0, 2, 1)).transpose(1, 0, 2)
-    dcols = dcols.reshape(shape[0], *out_shape, groups, *kernel, cg)
-    padded = tuple(sp + lo + hi for sp, (lo, hi) in zip(spatial, padding, strict=True))
-    gx = xp.zeros((shape[0], *padded, groups, cg), dtype=g.dtype)
-    whole = (slice(None),)
-    for offsets in itertools.product(*(range(k) for k in kernel)):
-        src = tuple(slice(k * dl, k * dl + (o - 1) * st + 1, st) for k, dl, o, st
-                    in zip(offsets, dilation, out_shape, stride, strict=True))
-        gx[whole + src] += dcols[whole * (d + 2) + offsets]
-    inner = tuple(slice(lo, lo + sp) for (lo, _), sp in zip(padding, spatial, strict=True))
-    return _channels_first(gx[whole + inner].reshape(shape[0], *spatial, shape[1]))
+    return conv_cf.input_grad(xp, g, w, shape=shape, stride=stride, padding=padding,
+                              dilation=dilation, groups=groups)
 
 
 def _conv_weight_grad(xp, x, g, *, shape, stride, padding, dilation, groups, cols=None):
     """d<g, conv(x, w)>/dw for w of `shape`: g_rows^T times the windows of x (per group);
     `cols`, when given, is those windows (the forward's)."""
+    if _strided(stride):
+        return conv_cf.weight_grad(xp, x, g, shape=shape, stride=stride, padding=padding,
+                                   dilation=dilation, groups=groups, cols=cols)
     kernel, d = tuple(shape[2:]), len(shape) - 2
     if cols is None:
         cols = _cols(xp, _padded(xp, x, padding), g.shape[2:], kernel, stride, dilation,
