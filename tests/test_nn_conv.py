@@ -162,15 +162,16 @@ def test_torch_refuses_the_same_bad_arguments():
         torch.nn.Conv2d(6, 4, 3, groups=4)
 
 
-def test_conv_gradient_is_differentiable_again_against_torch():
+@pytest.mark.parametrize("stride,dilation", [(2, 1), (1, 1), (1, 2)])
+def test_conv_gradient_is_differentiable_again_against_torch(stride, dilation):
     """Second order through a convolution: d/dx of |d loss / d w|^2, with torch's double
-    backward."""
+    backward (stride 2: the channels-first algorithm, stride 1: the channels-last one)."""
     rng = np.random.default_rng(5)
     x, w = rng.standard_normal((2, 3, 7)), rng.standard_normal((4, 3, 3))
 
     def run(lib, tensor, conv):
         xt, wt = tensor(x, requires_grad=True), tensor(w, requires_grad=True)
-        out = conv(xt, wt, stride=2, padding=1)
+        out = conv(xt, wt, stride=stride, padding=1, dilation=dilation)
         if lib == "torch":
             (gw,) = torch.autograd.grad((out ** 2).sum(), wt, create_graph=True)
         else:
@@ -181,3 +182,24 @@ def test_conv_gradient_is_differentiable_again_against_torch():
     ours = run("retrograd", retrograd.tensor, F.conv1d)
     theirs = run("torch", torch.tensor, TF.conv1d)
     assert rel_err(ours, theirs) < 1e-10
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_chunked_input_gradient_matches_torch(monkeypatch, d):
+    """The stride-1 input gradient made a few samples at a time (as it is for large windows):
+    forced here with tiny chunk sizes (a ragged last chunk, groups and dilation), against
+    torch's input gradient in float64."""
+    from retrograd.ops import conv as conv_ops
+
+    monkeypatch.setattr(conv_ops, "_WHOLE_BYTES", 0)
+    monkeypatch.setattr(conv_ops, "_CHUNK_BYTES", 3000)  # 2 samples of 1-D, 1 of 2-D windows
+    rng = np.random.default_rng(7)
+    shape = (5, 4, 11) if d == 1 else (5, 4, 6, 5)
+    x, w = rng.standard_normal(shape), rng.standard_normal((6, 2, *(3,) * d))
+    ours, theirs = (F.conv1d, TF.conv1d) if d == 1 else (F.conv2d, TF.conv2d)
+    kw = dict(padding=2, dilation=2, groups=2)
+    g = rng.standard_normal(tuple(theirs(torch.tensor(x), torch.tensor(w), **kw).shape))
+    xr, xt = retrograd.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    ours(xr, retrograd.tensor(w), **kw).backward(retrograd.tensor(g))
+    theirs(xt, torch.tensor(w), **kw).backward(torch.tensor(g))
+    assert rel_err(as_np(xr.grad), as_np(xt.grad)) < 1e-10
