@@ -1,34 +1,36 @@
 """Convolution as one primitive: a copy of the input's windows (im2col), then one GEMM.
 
-Activations are kept channels-last in memory: a convolution returns the (N, C_out, *O) view of
-an (N, *O, C_out) array, and reads its input through the channels-last view (N, *S, C) (free
-for such views, a strided read otherwise). For input x (N, C, *S), weight w (C_out, C/G, *K)
-and G groups, the input is zero-padded once (channels-last), its windows are one strided view
-(the backend's `windows`: no copy), and one copy makes them the rows
+Stride 1 (this module) is channels-last: a convolution returns the (N, C_out, *O) view of an
+(N, *O, C_out) array and reads its input through the channels-last view (N, *S, C) (free for
+such views, a strided read otherwise). For input x (N, C, *S), weight w (C_out, C/G, *K) and G
+groups, the input is zero-padded once (channels-last), its windows are one strided view (the
+backend's `windows`: no copy), and one copy makes them the rows
 
-    cols (N * prod O, G, prod K * C/G)        cols[n o, g, k c] = xpad[n, o stride + k dil, g c]
+    cols (N * prod O, G, prod K * C/G)        cols[n o, g, k c] = xpad[n, o + k dil, g c]
 
 so that every product is one BLAS call whose first dimension is the long N * prod O (per
-group: a stacked product), with the weight reordered to (G, C_out/G, prod K * C/G) (a small
-copy):
+group: a stacked product), with the weight reordered to w_g (G, prod K * C/G, C_out/G) (a
+small copy):
 
-    forward        cols @ w_g^T                         (N O, C_out), channels-last rows
-    d weight       g_rows^T @ cols                      (C_out, K C/G) (cols saved by forward)
-    d input        stride 1: the forward's computation on g padded by dil (K-1) - pad, with
-                   the kernel flipped and its two channel axes swapped (no scatter-add);
-                   stride > 1: g_rows @ w_g, added back window by window (col2im)
+    forward        cols @ w_g                          (N O, C_out), channels-last rows
+    d weight       g_rows^T @ cols                     (C_out, K C/G) (cols saved by forward)
+    d input        the forward's computation on g padded by dil (K-1) - pad, with the kernel
+                   flipped and its two channel axes swapped (no col2im scatter-add)
 
-Why this layout (measured, BENCHMARKS.md "Convolutions vs PyTorch eager"): its GEMMs take
-15-20% less time than the channels-first (C_out, K C) @ (K C, N O) ones, the single strided
-copy a third of a slice copy per kernel offset, and the stride-1 input gradient as a
-convolution avoids col2im's prod(K) read-modify-write passes.
+Stride > 1 goes to conv_cf (the channels-first im2col + col2im): `_strided` is the one
+dispatch point, and the three primitives take the same branch for the same parameters, so the
+forward's saved cols always reach the weight gradient of the same layout.
+
+Why (measured, BENCHMARKS.md "Convolutions vs PyTorch eager"): this layout's GEMMs take 13-32%
+less time than the channels-first (C_out, K C) @ (K C, N O) ones, the single strided copy a
+third of a slice copy per kernel offset, and the input gradient as a convolution avoids
+col2im's prod(K) read-modify-write passes; for the strided layers of the MNIST-1D CNN, the
+channels-first layout keeps the BatchNorm after them faster (its training step measured 17%
+slower channels-last).
 
 The two gradients are primitives of their own, so that the gradient is itself differentiable:
 conv, conv_input_grad and conv_weight_grad are bilinear and each one's VJP is made of the
 other two (second derivatives come from the same three entries).
-
-`geometry` (kernel offsets as slice ranges, the padding skipped by the ranges) serves the
-pooling primitives.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from __future__ import annotations
 import math
 
 from . import conv_cf
-from .conv_cf import geometry, output_size  # noqa: F401  (geometry: the pools' import)
+from .conv_cf import output_size
 from .registry import primitive
 
 
@@ -157,21 +159,21 @@ def _conv(xp, x, w, b=None, *, stride, padding, dilation, groups, relu=False):
 
 
 def _conv_input_grad(xp, g, w, *, shape, stride, padding, dilation, groups):
-    """d<g, conv(x, w)>/dx for x of `shape`."""
+    """d<g, conv(x, w)>/dx for x of `shape`: dx[s] = sum_k g[s + lo - k dil] w[k], the
+    correlation of g padded so that gpad[j] = g[j - dil (K-1) + lo] with the flipped kernel,
+    its channel axes swapped."""
+    if _strided(stride):
+        return conv_cf.input_grad(xp, g, w, shape=shape, stride=stride, padding=padding,
+                                  dilation=dilation, groups=groups)
     kernel, d = w.shape[2:], w.ndim - 2
     spatial, out_shape = tuple(shape[2:]), g.shape[2:]
-    if not _strided(stride):
-        # dx[s] = sum_k g[s + lo - k dil] w[k]: the correlation of g, padded so that
-        # gpad[j] = g[j - dil (K-1) + lo], with the flipped kernel, its channel axes swapped
-        pads = tuple((dl * (k - 1) - lo, sp + lo - o) for k, dl, (lo, _), sp, o
-                     in zip(kernel, dilation, padding, spatial, out_shape, strict=True))
-        w5 = w.reshape(groups, w.shape[0] // groups, *w.shape[1:])
-        flipped = w5[(slice(None),) * 3 + (slice(None, None, -1),) * d]
-        wm = flipped.transpose(0, *range(3, 3 + d), 1, 2).reshape(groups, -1, w.shape[1])
-        rows = _windows_product(xp, _padded(xp, g, pads), spatial, kernel, dilation, groups, wm)
-        return _channels_first(rows.reshape(shape[0], *spatial, shape[1]))
-    return conv_cf.input_grad(xp, g, w, shape=shape, stride=stride, padding=padding,
-                              dilation=dilation, groups=groups)
+    pads = tuple((dl * (k - 1) - lo, sp + lo - o) for k, dl, (lo, _), sp, o
+                 in zip(kernel, dilation, padding, spatial, out_shape, strict=True))
+    w5 = w.reshape(groups, w.shape[0] // groups, *w.shape[1:])
+    flipped = w5[(slice(None),) * 3 + (slice(None, None, -1),) * d]
+    wm = flipped.transpose(0, *range(3, 3 + d), 1, 2).reshape(groups, -1, w.shape[1])
+    rows = _windows_product(xp, _padded(xp, g, pads), spatial, kernel, dilation, groups, wm)
+    return _channels_first(rows.reshape(shape[0], *spatial, shape[1]))
 
 
 def _conv_weight_grad(xp, x, g, *, shape, stride, padding, dilation, groups, cols=None):
