@@ -19,13 +19,14 @@ input, weight and bias gradients are all computed), in either library.
 Where the time goes: "GEMM floor" is the three products a convolution's forward and backward
 need, done by NumPy's BLAS alone on preallocated arrays of the same shapes; "copy floor" is the
 data movement around them, done by hand in NumPy on preallocated buffers. Both follow the
-algorithm retrograd runs for the case (src/retrograd/ops/conv.py dispatches on the stride):
-stride 1, channels-last: products cols @ w, g_rows^T @ cols and g_cols @ w_flipped (the input
-gradient as a convolution of g); copies: the zero-padded channels-last copy of x and its window
-copy (one strided copy), then the same for g. Stride 2, channels-first (ops/conv_cf.py):
-products w @ cols, g @ cols^T, w^T @ g; copies: one strided slice copy per kernel offset into a
-(C, K, N, O) buffer and its adjoint's scatter-add. What retrograd spends beyond GEMM + copies is
-bias, the bias gradient, weight reorders, reshapes, graph bookkeeping and allocation.
+algorithm retrograd runs for the case (src/retrograd/ops/conv.py dispatches on stride and
+dimension): 2-D stride 1, channels-last: products cols @ w, g_rows^T @ cols and g_cols @
+w_flipped (the input gradient as a convolution of g); copies: the zero-padded channels-last copy
+of x and its window copy (one strided copy), then the same for g. Strided or 1-D, channels-first
+(ops/conv_cf.py): products w @ cols, g @ cols^T, w^T @ g; copies: one strided slice copy per
+kernel offset into a (C, K, N, O) buffer and its adjoint's scatter-add. What retrograd spends
+beyond GEMM + copies is bias, the bias gradient, weight reorders, reshapes, graph bookkeeping
+and allocation.
 
 Methodology (as bench/mlp.py): interleaved rounds, the order rotated each round, one untimed
 warm-up round; medians and the median of per-round ratios with their interquartile range.
@@ -117,7 +118,7 @@ def conv_calls(case: Case, seed: int) -> dict:
 
 
 def floors_channels_first(case: Case, x: np.ndarray, rng):
-    """(GEMM floor, copy floor) calls of conv_cf's algorithm (stride > 1): cols (C K, N O),
+    """(GEMM floor, copy floor) calls of conv_cf's algorithm (strided or 1-D): cols (C K, N O),
     w2 (C_out, C K), one slice copy per kernel offset and the col2im scatter-add."""
     k = case.kernel ** case.dims
     no = BATCH * math.prod(case.out)
@@ -150,10 +151,10 @@ def floors_channels_first(case: Case, x: np.ndarray, rng):
 
 
 def floors(case: Case, x: np.ndarray, g: np.ndarray, rng):
-    """(GEMM floor, copy floor) calls of retrograd's algorithm for stride 1
+    """(GEMM floor, copy floor) calls of retrograd's algorithm for 2-D stride 1
     (src/retrograd/ops/conv.py) on preallocated arrays: channels-last windows (N O, K C) and
-    rows (N O, C_out); for stride > 1, conv_cf's."""
-    if case.stride != 1:
+    rows (N O, C_out); for strided and 1-D convolutions, conv_cf's."""
+    if case.stride != 1 or case.dims == 1:
         return floors_channels_first(case, x, rng)
     d, kk = case.dims, (case.kernel,) * case.dims
     k, rows_in, rows = case.kernel ** case.dims, BATCH * math.prod(case.spatial), \

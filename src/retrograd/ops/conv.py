@@ -1,10 +1,10 @@
 """Convolution as one primitive: a copy of the input's windows (im2col), then one GEMM.
 
-Stride 1 (this module) is channels-last: a convolution returns the (N, C_out, *O) view of an
-(N, *O, C_out) array and reads its input through the channels-last view (N, *S, C) (free for
-such views, a strided read otherwise). For input x (N, C, *S), weight w (C_out, C/G, *K) and G
-groups, the input is zero-padded once (channels-last), its windows are one strided view (the
-backend's `windows`: no copy), and one copy makes them the rows
+2-D and 3-D convolutions of stride 1 (this module) are channels-last: a convolution returns the
+(N, C_out, *O) view of an (N, *O, C_out) array and reads its input through the channels-last
+view (N, *S, C) (free for such views, a strided read otherwise). For input x (N, C, *S), weight
+w (C_out, C/G, *K) and G groups, the input is zero-padded once (channels-last), its windows are
+one strided view (the backend's `windows`: no copy), and one copy makes them the rows
 
     cols (N * prod O, G, prod K * C/G)        cols[n o, g, k c] = xpad[n, o + k dil, g c]
 
@@ -17,16 +17,16 @@ small copy):
     d input        the forward's computation on g padded by dil (K-1) - pad, with the kernel
                    flipped and its two channel axes swapped (no col2im scatter-add)
 
-Stride > 1 goes to conv_cf (the channels-first im2col + col2im): `_strided` is the one
-dispatch point, and the three primitives take the same branch for the same parameters, so the
-forward's saved cols always reach the weight gradient of the same layout.
+Strided and 1-D convolutions go to conv_cf (the channels-first im2col + col2im): `_takes_cf` is
+the one dispatch point, and the three primitives take the same branch for the same parameters,
+so the forward's saved cols always reach the weight gradient of the same layout.
 
 Why (measured, BENCHMARKS.md "Convolutions vs PyTorch eager"): this layout's GEMMs take 13-32%
 less time than the channels-first (C_out, K C) @ (K C, N O) ones, the single strided copy a
 third of a slice copy per kernel offset, and the input gradient as a convolution avoids
-col2im's prod(K) read-modify-write passes; for the strided layers of the MNIST-1D CNN, the
-channels-first layout keeps the BatchNorm after them faster (its training step measured 17%
-slower channels-last).
+col2im's prod(K) read-modify-write passes. In 1-D the channels-first slice copies have long
+contiguous runs and lose little, and the layout keeps a following BatchNorm's reductions
+contiguous: the MNIST-1D CNN's training step measured 17% slower channels-last.
 
 The two gradients are primitives of their own, so that the gradient is itself differentiable:
 conv, conv_input_grad and conv_weight_grad are bilinear and each one's VJP is made of the
@@ -133,16 +133,18 @@ def _rows(g):
     return _channels_last(g).reshape(-1, g.shape[1])
 
 
-def _strided(stride) -> bool:
-    """Whether a configuration takes conv_cf's channels-first algorithm (the one dispatch
-    point: measured faster there for the MNIST-1D CNN's stride-2 layers, BENCHMARKS.md)."""
-    return any(s != 1 for s in stride)
+def _takes_cf(stride) -> bool:
+    """Whether a configuration takes conv_cf's channels-first algorithm: a strided or a 1-D
+    one (the one dispatch point). Measured (BENCHMARKS.md): channels-last made the MNIST-1D
+    CNN's step (stride-2 Conv1d + BatchNorm) 17% slower and a stride-1 Conv1d(64, 64, 5) 3%
+    slower; it made stride-1 Conv2d layers 1.06-1.57x faster."""
+    return len(stride) == 1 or any(s != 1 for s in stride)
 
 
 def _conv(xp, x, w, b=None, *, stride, padding, dilation, groups, relu=False):
     """(out, saved): out = conv(x, w) + b (then relu) as an (N, C_out, *O) view of a
     channels-last product; saved holds cols for the weight gradient."""
-    if _strided(stride):
+    if _takes_cf(stride):
         return conv_cf.conv(xp, x, w, b, stride=stride, padding=padding, dilation=dilation,
                             groups=groups, relu=relu)
     kernel = w.shape[2:]
@@ -162,7 +164,7 @@ def _conv_input_grad(xp, g, w, *, shape, stride, padding, dilation, groups):
     """d<g, conv(x, w)>/dx for x of `shape`: dx[s] = sum_k g[s + lo - k dil] w[k], the
     correlation of g padded so that gpad[j] = g[j - dil (K-1) + lo] with the flipped kernel,
     its channel axes swapped."""
-    if _strided(stride):
+    if _takes_cf(stride):
         return conv_cf.input_grad(xp, g, w, shape=shape, stride=stride, padding=padding,
                                   dilation=dilation, groups=groups)
     kernel, d = w.shape[2:], w.ndim - 2
@@ -179,7 +181,7 @@ def _conv_input_grad(xp, g, w, *, shape, stride, padding, dilation, groups):
 def _conv_weight_grad(xp, x, g, *, shape, stride, padding, dilation, groups, cols=None):
     """d<g, conv(x, w)>/dw for w of `shape`: g_rows^T times the windows of x (per group);
     `cols`, when given, is those windows (the forward's)."""
-    if _strided(stride):
+    if _takes_cf(stride):
         return conv_cf.weight_grad(xp, x, g, shape=shape, stride=stride, padding=padding,
                                    dilation=dilation, groups=groups, cols=cols)
     kernel, d = tuple(shape[2:]), len(shape) - 2
