@@ -1,5 +1,6 @@
-"""A/B of two retrograd source trees in one process: the MLP training step of bench/mlp.py and the
-loss calls of bench/losses.py, old commit against this checkout, interleaved round by round.
+"""A/B of two retrograd source trees in one process: the MLP training step of bench/mlp.py, the
+loss calls of bench/losses.py and the convolution layers of bench/conv.py (forward + backward),
+old commit against this checkout, interleaved round by round.
 
 Both trees are imported side by side under different package names (retrograd_a, retrograd_b),
 so they share one interpreter, one NumPy, one BLAS pool and the machine's state at every moment:
@@ -9,6 +10,7 @@ a segment of A and a segment of B on the same batches, the order alternating.
     python bench/ab.py --a-rev 3ddf9da                   # A: that commit, B: this checkout
     python bench/ab.py --a-src /path/to/old/src          # A: any source tree
     python bench/ab.py --a-rev 3ddf9da --what losses --rounds 60
+    python bench/ab.py --a-rev 4e56d02 --what conv --rounds 15   # bench/conv.py's layers
 
 Reported per workload: median time per step (or call) of each tree, and the median of the
 per-round speed ratios B/A (A's time / B's time; above 1 means B is faster) with their
@@ -193,6 +195,51 @@ def check_losses(trees: dict, seed: int) -> float:
 def bench_loss(trees: dict, kind: str, shape, rounds: int, segment_s: float, seed: int,
                pause: float) -> dict[str, list[float]]:
     calls = {name: loss_call(rg, kind, shape, seed)[0] for name, rg in trees.items()}
+    return bench_calls(calls, rounds, segment_s, pause)
+
+
+# bench/conv.py's convolutions: (label, layer, in, out, kernel, spatial, stride, padding)
+CONV_CASES = [("Conv1d(25, 25, 3, s2, p1) on (128, 25, 19)", "Conv1d", 25, 25, 3, (19,), 2, 1),
+              ("Conv1d(64, 64, 5, p2) on (128, 64, 64)", "Conv1d", 64, 64, 5, (64,), 1, 2),
+              ("Conv2d(32, 32, 3, p1) on (128, 32, 8, 8)", "Conv2d", 32, 32, 3, (8, 8), 1, 1),
+              ("Conv2d(16, 32, 3, p1) on (128, 16, 16, 16)", "Conv2d", 16, 32, 3, (16, 16), 1,
+               1)]
+
+
+def conv_call(rg, case, seed: int):
+    """One forward + backward of a convolution layer (input, weight and bias gradients)."""
+    _, layer_name, cin, cout, kernel, spatial, stride, padding = case
+    rng = np.random.default_rng(seed)
+    out = tuple((n + 2 * padding - kernel) // stride + 1 for n in spatial)
+    x = rg.tensor(rng.standard_normal((128, cin, *spatial)).astype(np.float32),
+                  requires_grad=True)
+    g = rg.tensor(rng.standard_normal((128, cout, *out)).astype(np.float32))
+    rg.manual_seed(seed)
+    layer = getattr(rg.nn, layer_name)(cin, cout, kernel, stride=stride, padding=padding)
+
+    def call():
+        layer.zero_grad()
+        x.grad = None
+        layer(x).backward(g)
+
+    return call, lambda: [x.grad.numpy(), layer.weight.grad.numpy(), layer.bias.grad.numpy()]
+
+
+def check_convs(trees: dict, seed: int) -> float:
+    worst = 0.0
+    for case in CONV_CASES:
+        grads = {}
+        for name, rg in trees.items():
+            call, result = conv_call(rg, case, seed)
+            call()
+            grads[name] = result()
+        for a, b in zip(grads["A"], grads["B"], strict=True):
+            worst = max(worst, float(np.max(np.abs(a - b)) / np.max(np.abs(a))))
+    return worst
+
+
+def bench_calls(calls: dict, rounds: int, segment_s: float, pause: float) -> dict:
+    """Interleaved segments of each tree's call, about segment_s long (by A's speed)."""
     for call in calls.values():
         for _ in range(20):
             call()
@@ -210,7 +257,7 @@ def bench_loss(trees: dict, kind: str, shape, rounds: int, segment_s: float, see
 
         return call, run
 
-    times = common.interleaved(list(trees), rounds, make_segment, warmup_rounds=1, pause=pause)
+    times = common.interleaved(list(calls), rounds, make_segment, warmup_rounds=1, pause=pause)
     return {name: [t / k for t in ts] for name, ts in times.items()}
 
 
@@ -228,7 +275,8 @@ def main(argv=None) -> int:
     old.add_argument("--a-src", help="tree A: a src/ directory holding retrograd/")
     parser.add_argument("--b-src", default=os.path.join(os.path.dirname(HERE), "src"),
                         help="tree B (default: this checkout's src/)")
-    parser.add_argument("--what", default="mlp,losses", help="mlp, losses or both (default)")
+    parser.add_argument("--what", default="mlp,losses",
+                        help="a comma-separated subset of mlp, losses, conv (default mlp,losses)")
     parser.add_argument("--optimizer", default="sgd", help="sgd, adam or sgd,adam")
     parser.add_argument("--batch-sizes", type=lambda s: [int(v) for v in s.split(",")],
                         default=[32, 128, 1024])
@@ -273,6 +321,17 @@ def main(argv=None) -> int:
             times = bench_loss(trees, kind, shape, args.rounds, args.segment_ms / 1e3, args.seed,
                                args.pause)
             lines.append(row(f"{label}, fwd+bwd", times))
+            print(lines[-1], flush=True)
+    if "conv" in what:
+        diff = check_convs(trees, args.seed)
+        print(f"check (conv): max relative difference of the gradients {diff:.1e}")
+        if diff > 1e-4:
+            print("A and B do not compute the same convolution gradients")
+            return 1
+        for case in CONV_CASES:
+            calls = {name: conv_call(rg, case, args.seed)[0] for name, rg in trees.items()}
+            times = bench_calls(calls, args.rounds, args.segment_ms / 1e3, args.pause)
+            lines.append(row(f"{case[0]}, fwd+bwd", times))
             print(lines[-1], flush=True)
     print()
     print(f"{args.rounds} interleaved rounds per workload; {time.perf_counter() - t_start:.0f} s;"

@@ -17,10 +17,16 @@ input, weight and bias gradients are all computed), in either library.
     python bench/conv.py --check     # outputs and gradients agree with torch (rtol 1e-4) only
 
 Where the time goes: "GEMM floor" is the three products a convolution's forward and backward
-need (w @ cols, g @ cols^T, w^T @ g) done by NumPy's BLAS alone on preallocated arrays of the
-same shapes; "copy floor" is the im2col copy (one strided slice copy per kernel offset into a
-(C, K, N, O) buffer) plus its adjoint's scatter-add, done by hand in NumPy. What retrograd spends
-beyond GEMM + copies is bias, reshapes, graph bookkeeping and allocation.
+need, done by NumPy's BLAS alone on preallocated arrays of the same shapes; "copy floor" is the
+data movement around them, done by hand in NumPy on preallocated buffers. Both follow the
+algorithm retrograd runs for the case (src/retrograd/ops/conv.py dispatches on stride and
+dimension): 2-D stride 1, channels-last: products cols @ w, g_rows^T @ cols and g_cols @
+w_flipped (the input gradient as a convolution of g); copies: the zero-padded channels-last copy
+of x and its window copy (one strided copy), then the same for g. Strided or 1-D, channels-first
+(ops/conv_cf.py): products w @ cols, g @ cols^T, w^T @ g; copies: one strided slice copy per
+kernel offset into a (C, K, N, O) buffer and its adjoint's scatter-add. What retrograd spends
+beyond GEMM + copies is bias, the bias gradient, weight reorders, reshapes, graph bookkeeping
+and allocation.
 
 Methodology (as bench/mlp.py): interleaved rounds, the order rotated each round, one untimed
 warm-up round; medians and the median of per-round ratios with their interquartile range.
@@ -48,6 +54,7 @@ from dataclasses import dataclass  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from numpy.lib.stride_tricks import as_strided  # noqa: E402
 
 rg = common.import_retrograd()
 RG, PT, GEMM, COPY = "retrograd", "PyTorch", "GEMM floor", "copy floor"
@@ -105,6 +112,14 @@ def conv_calls(case: Case, seed: int) -> dict:
         xt.grad = None
         tlayer(xt).backward(gt)
 
+    gemm_call, copy_call = floors(case, x, g, rng)
+    return {RG: rg_call, PT: torch_call, GEMM: gemm_call, COPY: copy_call,
+            "check": (layer, tlayer, xr, xt)}
+
+
+def floors_channels_first(case: Case, x: np.ndarray, rng):
+    """(GEMM floor, copy floor) calls of conv_cf's algorithm (strided or 1-D): cols (C K, N O),
+    w2 (C_out, C K), one slice copy per kernel offset and the col2im scatter-add."""
     k = case.kernel ** case.dims
     no = BATCH * math.prod(case.out)
     w2 = rng.standard_normal((case.cout, case.cin * k)).astype(np.float32)
@@ -132,8 +147,59 @@ def conv_calls(case: Case, seed: int) -> dict:
             grad_x[(slice(None), slice(None), *src)] += buffer[(slice(None), *offset,
                                                                 slice(None), *dst)]
 
-    return {RG: rg_call, PT: torch_call, GEMM: gemm_call, COPY: copy_call,
-            "check": (layer, tlayer, xr, xt)}
+    return gemm_call, copy_call
+
+
+def floors(case: Case, x: np.ndarray, g: np.ndarray, rng):
+    """(GEMM floor, copy floor) calls of retrograd's algorithm for 2-D stride 1
+    (src/retrograd/ops/conv.py) on preallocated arrays: channels-last windows (N O, K C) and
+    rows (N O, C_out); for strided and 1-D convolutions, conv_cf's."""
+    if case.stride != 1 or case.dims == 1:
+        return floors_channels_first(case, x, rng)
+    d, kk = case.dims, (case.kernel,) * case.dims
+    k, rows_in, rows = case.kernel ** case.dims, BATCH * math.prod(case.spatial), \
+        BATCH * math.prod(case.out)
+    f32 = np.float32
+    w_f = rng.standard_normal((k * case.cin, case.cout)).astype(f32)  # forward's (K C, C_out)
+    cols = rng.standard_normal((rows, k * case.cin)).astype(f32)
+    g_rows = rng.standard_normal((rows, case.cout)).astype(f32)
+    out_f, out_w = np.empty((rows, case.cout), f32), np.empty((case.cout, k * case.cin), f32)
+    # the input gradient: the windows of the padded g times the flipped kernel
+    g_cols = rng.standard_normal((rows_in, k * case.cout)).astype(f32)
+    w_i = rng.standard_normal((k * case.cout, case.cin)).astype(f32)
+    out_x = np.empty((rows_in, case.cin), f32)
+
+    def gemm_call():  # forward, weight gradient, input gradient
+        np.matmul(cols, w_f, out=out_f)
+        np.matmul(g_rows.T, cols, out=out_w)
+        np.matmul(g_cols, w_i, out=out_x)
+
+    def windows(a_padded, out_spatial, stride):
+        st = a_padded.strides
+        return as_strided(a_padded, (BATCH, *out_spatial, *kk, a_padded.shape[-1]),
+                          (st[0], *(s * stride for s in st[1:1 + d]), *st[1:1 + d], st[-1]),
+                          writeable=False)
+
+    p, pk = case.padding, case.kernel - 1 - case.padding
+    x_pad = np.zeros((BATCH, *(n + 2 * p for n in case.spatial), case.cin), f32)
+    x_cols = np.empty((BATCH, *case.out, *kk, case.cin), f32)
+    x_cl = np.moveaxis(x, 1, -1)
+    g_cl = np.moveaxis(g, 1, -1)  # (g is (N, C_out, *O) in memory, as the benchmark passes it)
+    inner = (slice(None), *(slice(p, p + n) for n in case.spatial))
+    g_pad = np.zeros((BATCH, *(o + 2 * pk for o in case.out), case.cout), f32)
+    g_cols_b = np.empty((BATCH, *case.spatial, *kk, case.cout), f32)
+    g_inner = (slice(None), *(slice(pk, pk + o) for o in case.out))
+
+    def input_copies():
+        g_pad[g_inner] = g_cl
+        np.copyto(g_cols_b, windows(g_pad, case.spatial, 1))
+
+    def copy_call():  # pad + window copy of x, then of g
+        x_pad[inner] = x_cl
+        np.copyto(x_cols, windows(x_pad, case.out, case.stride))
+        input_copies()
+
+    return gemm_call, copy_call
 
 
 def window_slices(case: Case):
@@ -202,7 +268,10 @@ def step_calls(seed: int) -> dict:
 def check(seed: int) -> bool:
     ok = True
     for case in CASES:
-        layer, tlayer, xr, xt = conv_calls(case, seed)["check"]
+        calls = conv_calls(case, seed)
+        for name in (GEMM, COPY):  # the floors run
+            calls[name]()
+        layer, tlayer, xr, xt = calls["check"]
         g = np.random.default_rng(seed + 1).standard_normal(
             (BATCH, case.cout, *case.out)).astype(np.float32)
         out, tout = layer(xr), tlayer(xt)
@@ -214,9 +283,6 @@ def check(seed: int) -> bool:
         err = max(float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-30)) for a, b in pairs)
         print(f"{case.name}: max relative difference {err:.1e}")
         ok &= err < 1e-4
-    calls = conv_calls(CASES[0], seed)
-    for name in (GEMM, COPY):  # the floors run
-        calls[name]()
     ours, theirs = mnist1d_models(seed)
     x = np.random.default_rng(seed).standard_normal((BATCH, 40)).astype(np.float32)
     d = float(np.max(np.abs(ours(rg.tensor(x)).numpy()

@@ -246,6 +246,19 @@ def _reduction(ufunc):
 reduce_sum, reduce_min, reduce_max = (_reduction(u) for u in (np.add, np.minimum, np.maximum))
 
 
+def scratch(shape, dtype):
+    with _inside:
+        return wrap(np.empty(shape, dtype=dtype))
+
+
+def windows(a, shape, strides):
+    _check_mix("windows", (a,))
+    with _inside:
+        view = np.lib.stride_tricks.as_strided(a.view(np.ndarray), shape, strides,
+                                               writeable=False)
+        return wrap(view)
+
+
 def default_rng(seed: int):
     return np.random.default_rng(seed)
 

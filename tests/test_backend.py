@@ -251,3 +251,38 @@ def test_a_registered_backend_runs_the_forwards_and_the_backward_of_its_arrays(m
     xt = torch.tensor(x_np, requires_grad=True)
     torch.nn.functional.cross_entropy(xt, torch.from_numpy(y_np)).backward()
     np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-12)
+
+
+# ------------------------------------------------------------------ windows and scratch buffers
+
+
+def test_windows_are_numpy_sliding_windows_read_only():
+    """windows(a, shape, strides) over a channels-last (N, L, C) array: the (N, O, K, C)
+    windows of stride 2, against NumPy's sliding_window_view taken independently."""
+    a = np.arange(2 * 9 * 3, dtype=np.float64).reshape(2, 9, 3)
+    st = a.strides
+    view = nb.windows(a, (2, 4, 3, 3), (st[0], 2 * st[1], st[1], st[2]))
+    want = np.lib.stride_tricks.sliding_window_view(a, 3, axis=1)[:, ::2]  # (N, O, C, K)
+    np.testing.assert_array_equal(view, want.transpose(0, 1, 3, 2))
+    assert np.shares_memory(view, a) and not view.flags.writeable
+
+
+def test_scratch_reuses_a_buffer_only_once_nothing_holds_it(monkeypatch):
+    monkeypatch.setattr(nb, "_scratch", {})  # no buffers of other tests
+    shape = (3, 1 << 17)  # 3 MiB of float64: above the size where scratch keeps buffers
+    a = nb.scratch(shape, np.float64)
+    assert a.shape == shape and a.dtype == np.float64 and a.flags.c_contiguous
+    b = nb.scratch(shape, np.float64)  # `a` is held: a different buffer
+    assert not np.shares_memory(a, b)
+    view = a[1:]
+    del a
+    c = nb.scratch(shape, np.float64)  # a view of the first still holds it
+    assert not np.shares_memory(c, view)
+    address = view.__array_interface__["data"][0] - view.strides[0]
+    del view, b, c
+    d = nb.scratch((1 << 18, 3), np.float32)  # the same byte size, another shape and dtype
+    e = nb.scratch(shape, np.float64)
+    reused = {x.__array_interface__["data"][0] for x in (d, e)}
+    assert address in reused  # a released buffer came back
+    small = nb.scratch((4, 4), np.float32)
+    assert small.shape == (4, 4) and small.dtype == np.float32

@@ -162,15 +162,18 @@ def test_torch_refuses_the_same_bad_arguments():
         torch.nn.Conv2d(6, 4, 3, groups=4)
 
 
-def test_conv_gradient_is_differentiable_again_against_torch():
+@pytest.mark.parametrize("d,stride,dilation", [(1, 2, 1), (1, 1, 1), (2, 1, 1), (2, 1, 2),
+                                                (2, 2, 1)])
+def test_conv_gradient_is_differentiable_again_against_torch(d, stride, dilation):
     """Second order through a convolution: d/dx of |d loss / d w|^2, with torch's double
-    backward."""
+    backward (2-D stride 1: the channels-last algorithm; otherwise the channels-first one)."""
     rng = np.random.default_rng(5)
-    x, w = rng.standard_normal((2, 3, 7)), rng.standard_normal((4, 3, 3))
+    x, w = rng.standard_normal((2, 3, *(7,) * d)), rng.standard_normal((4, 3, *(3,) * d))
+    ours_conv, torch_conv = (F.conv1d, TF.conv1d) if d == 1 else (F.conv2d, TF.conv2d)
 
     def run(lib, tensor, conv):
         xt, wt = tensor(x, requires_grad=True), tensor(w, requires_grad=True)
-        out = conv(xt, wt, stride=2, padding=1)
+        out = conv(xt, wt, stride=stride, padding=1, dilation=dilation)
         if lib == "torch":
             (gw,) = torch.autograd.grad((out ** 2).sum(), wt, create_graph=True)
         else:
@@ -178,6 +181,27 @@ def test_conv_gradient_is_differentiable_again_against_torch():
         (gw ** 2).sum().backward()
         return as_np(xt.grad)
 
-    ours = run("retrograd", retrograd.tensor, F.conv1d)
-    theirs = run("torch", torch.tensor, TF.conv1d)
+    ours = run("retrograd", retrograd.tensor, ours_conv)
+    theirs = run("torch", torch.tensor, torch_conv)
     assert rel_err(ours, theirs) < 1e-10
+
+
+@pytest.mark.parametrize("chunk,kw", [(3000, dict(padding=2, dilation=2, groups=2)),
+                                      (6000, dict(padding=(1, 0)))])
+def test_chunked_input_gradient_matches_torch(monkeypatch, chunk, kw):
+    """The 2-D stride-1 input gradient made a few samples at a time (as it is for large
+    windows): forced here with tiny chunk sizes (1 and 2 samples a chunk, a ragged last one),
+    with groups, dilation and uneven padding, against torch's input gradient in float64."""
+    from retrograd.ops import conv as conv_ops
+
+    monkeypatch.setattr(conv_ops, "_WHOLE_BYTES", 0)
+    monkeypatch.setattr(conv_ops, "_CHUNK_BYTES", chunk)
+    rng = np.random.default_rng(7)
+    groups = kw.get("groups", 1)
+    x, w = rng.standard_normal((5, 4, 6, 5)), rng.standard_normal((6, 4 // groups, 3, 3))
+    ours, theirs = F.conv2d, TF.conv2d
+    g = rng.standard_normal(tuple(theirs(torch.tensor(x), torch.tensor(w), **kw).shape))
+    xr, xt = retrograd.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    ours(xr, retrograd.tensor(w), **kw).backward(retrograd.tensor(g))
+    theirs(xt, torch.tensor(w), **kw).backward(torch.tensor(g))
+    assert rel_err(as_np(xr.grad), as_np(xt.grad)) < 1e-10

@@ -59,6 +59,8 @@ def probabilities(*shape):
 
 
 CONV1 = dict(stride=(1,), padding=((1, 1),), dilation=(1,), groups=1)
+# 2-D, stride 1: the channels-last algorithm (uneven padding, dilation, groups)
+CONV2_S1 = dict(stride=(1, 1), padding=((1, 0), (2, 1)), dilation=(1, 2), groups=2)
 
 # (arguments, parameters) for the primitives that are not elementwise
 CASES = {
@@ -111,15 +113,19 @@ CASES = {
                                                    dilation=(3,), groups=2)),
              ([rand(1, 2, 5, 4), rand(3, 2, 3, 2), rand(3)],
               dict(stride=(2, 1), padding=((1, 1), (0, 1)), dilation=(1, 2), groups=1)),
-             ([rand(2, 3, 7), rand(4, 3, 3), rand(4)], dict(CONV1, relu=True))],
+             ([rand(2, 3, 7), rand(4, 3, 3), rand(4)], dict(CONV1, relu=True)),
+             ([rand(2, 4, 5, 4), rand(4, 2, 3, 2), rand(4)], CONV2_S1)],  # channels-last
     "conv_input_grad": [([rand(2, 4, 7), rand(4, 3, 3)], dict(CONV1, shape=(2, 3, 7))),
                         ([rand(1, 4, 3, 2), rand(4, 1, 2, 2)],
                          dict(stride=(2, 2), padding=((1, 0), (0, 0)), dilation=(1, 1),
-                              groups=2, shape=(1, 2, 6, 4)))],
+                              groups=2, shape=(1, 2, 6, 4))),
+                        ([rand(2, 4, 4, 5), rand(4, 2, 3, 2)], dict(CONV2_S1, shape=(2, 4, 5, 4)))],
     "conv_weight_grad": [([rand(2, 3, 7), rand(2, 4, 7)], dict(CONV1, shape=(4, 3, 3))),
                          ([rand(1, 2, 6, 4), rand(1, 4, 3, 2)],
                           dict(stride=(2, 2), padding=((1, 0), (0, 0)), dilation=(1, 1),
-                               groups=2, shape=(4, 1, 2, 2)))],
+                               groups=2, shape=(4, 1, 2, 2))),
+                         ([rand(2, 4, 5, 4), rand(2, 4, 4, 5)],
+                          dict(CONV2_S1, shape=(4, 2, 3, 2)))],
     # pools: overlapping windows, padding, dilation, the partial window of ceil_mode
     "max_pool": [([rand(2, 3, 8)], dict(kernel=(2,), stride=(2,), padding=((0, 0),),
                                         dilation=(1,))),

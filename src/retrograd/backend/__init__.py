@@ -16,6 +16,10 @@ seam's own functions, where array libraries differ:
     reduce_sum(a, axis), reduce_min(a, axis), reduce_max(a, axis)
                                       reductions (axis None: all elements; NumPy: the ufuncs'
                                       reduce, without the Python-level dispatch of a.sum())
+    windows(a, shape, strides)        a read-only strided view of a's memory (a convolution's
+                                      overlapping windows; NumPy: as_strided)
+    scratch(shape, dtype)             an uninitialized array for an internal temporary (NumPy:
+                                      a buffer of an earlier call nothing holds any more)
     default_rng(seed), uniform(gen, shape, dtype), standard_normal(gen, shape, dtype)
                                       the seeded host generator and draws on this backend
 

@@ -149,6 +149,16 @@ def scatter_add(out, index, values) -> None:
     cp.add.at(out, index, values)
 
 
+def windows(a, shape, strides):
+    """The view of `a`'s memory with `shape` and `strides` in bytes (CuPy's as_strided)."""
+    return cp.lib.stride_tricks.as_strided(a, shape, strides)
+
+
+def scratch(shape, dtype):
+    """An uninitialized array for internal temporaries (CuPy's memory pool reuses buffers)."""
+    return cp.empty(shape, dtype=dtype)
+
+
 def reduce_sum(a, axis=None, **kwargs):
     return cp.sum(a, axis=axis, **kwargs)
 

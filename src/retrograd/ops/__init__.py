@@ -10,7 +10,8 @@
     softmax.py     softmax, log_softmax
     losses.py      the fused softmax cross-entropy and binary cross-entropies
     conv.py        conv (im2col + one GEMM) and its two gradients, conv_input_grad and
-                   conv_weight_grad (each one's VJP is made of the other two)
+                   conv_weight_grad (each one's VJP is made of the other two); 2-D stride 1
+                   channels-last, strided and 1-D ones through conv_cf.py (channels-first)
     pool.py        max_pool, avg_pool and its adjoint avg_pool_backward
     norm.py        normalize (BatchNorm / LayerNorm), vector_norm
     activation.py  erf, gelu, gelu_tanh, silu, leaky_relu, elu

@@ -1,159 +1,203 @@
-"""Convolution as one primitive: an im2col copy of the input's windows, then one GEMM.
+"""Convolution as one primitive: a copy of the input's windows (im2col), then one GEMM.
 
-For input x (N, C, *S), weight w (C_out, C/G, *K) and G groups, the windows of x are copied into
-cols of shape (C, *K, N, *O) (one strided slice copy per kernel offset: prod(K) copies, each of
-the output's size), and the convolution is the product
+2-D and 3-D convolutions of stride 1 (this module) are channels-last: a convolution returns the
+(N, C_out, *O) view of an (N, *O, C_out) array and reads its input through the channels-last
+view (N, *S, C) (free for such views, a strided read otherwise). For input x (N, C, *S), weight
+w (C_out, C/G, *K) and G groups, the input is zero-padded once (channels-last), its windows are
+one strided view (the backend's `windows`: no copy), and one copy makes them the rows
 
-    out (C_out, N*O) = w.reshape(C_out, C/G * prod K) @ cols.reshape(C * prod K, N*O)
+    cols (N * prod O, G, prod K * C/G)        cols[n o, g, k c] = xpad[n, o + k dil, g c]
 
-(per group: a stacked product). The result is returned as the view (N, C_out, *O) of that
-channels-first product, so no transposing copy is made: a stack of convolutions keeps its
-activations in (C, N, *O) memory order, which is also the order the next im2col reads and the
-order the weight gradient's product wants. Every GEMM is then a single plain BLAS call:
+so that every product is one BLAS call whose first dimension is the long N * prod O (per
+group: a stacked product), with the weight reordered to w_g (G, prod K * C/G, C_out/G) (a
+small copy):
 
-    forward        w2 @ cols                   (C_out, NO)
-    d weight       g2 @ cols.T                 (C_out, C/G K)    (cols saved by the forward)
-    d input        col2im(w2.T @ g2)           (C, K, N, O) added back window by window
+    forward        cols @ w_g                          (N O, C_out), channels-last rows
+    d weight       g_rows^T @ cols                     (C_out, K C/G) (cols saved by forward)
+    d input        the forward's computation on g padded by dil (K-1) - pad, with the kernel
+                   flipped and its two channel axes swapped (no col2im scatter-add)
+
+Strided and 1-D convolutions go to conv_cf (the channels-first im2col + col2im): `_takes_cf` is
+the one dispatch point, and the three primitives take the same branch for the same parameters,
+so the forward's saved cols always reach the weight gradient of the same layout.
+
+Why (measured, BENCHMARKS.md "Convolutions vs PyTorch eager"): this layout's GEMMs take 13-32%
+less time than the channels-first (C_out, K C) @ (K C, N O) ones, the single strided copy a
+third of a slice copy per kernel offset, and the input gradient as a convolution avoids
+col2im's prod(K) read-modify-write passes. In 1-D the channels-first slice copies have long
+contiguous runs and lose little, and the layout keeps a following BatchNorm's reductions
+contiguous: the MNIST-1D CNN's training step measured 17% slower channels-last.
 
 The two gradients are primitives of their own, so that the gradient is itself differentiable:
 conv, conv_input_grad and conv_weight_grad are bilinear and each one's VJP is made of the
 other two (second derivatives come from the same three entries).
-
-Padding is handled by the slice ranges (a window position outside the input is left zero in
-cols), never by a padded copy of the input. All geometry (sizes, slices) is computed once per
-configuration and cached.
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
 import math
 
+from . import conv_cf
+from .conv_cf import output_size
 from .registry import primitive
 
 
-def output_size(size: int, kernel: int, stride: int, lo: int, hi: int, dilation: int) -> int:
-    """floor((size + lo + hi - dilation (kernel - 1) - 1) / stride) + 1 (may be <= 0)."""
-    return (size + lo + hi - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def _range(size: int, out: int, k: int, stride: int, lo: int, dilation: int):
-    """For kernel offset k along one axis: (first, stop) output positions whose input position
-    o * stride + k * dilation - lo lies inside [0, size), and the input slice they read."""
-    offset = k * dilation - lo
-    first = max(0, -(offset // stride))  # ceil(-offset / stride), at least 0
-    stop = min(out, (size - 1 - offset) // stride + 1)
-    if stop <= first:
-        return None
-    start = first * stride + offset
-    return slice(first, stop), slice(start, start + (stop - first - 1) * stride + 1, stride)
-
-
-@functools.lru_cache(maxsize=256)
-def geometry(spatial: tuple, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple):
-    """(output spatial shape, [(kernel offset, output slices, input slices)], whether some
-    window position falls in the padding) of one configuration; padding holds (lo, hi) pairs."""
-    out = tuple(output_size(s, k, st, lo, hi, d) for s, k, st, (lo, hi), d
-                in zip(spatial, kernel, stride, padding, dilation, strict=True))
-    moves, partial = [], False
-    for offsets in itertools.product(*(range(k) for k in kernel)):
-        ranges = [_range(s, o, k, st, lo, d) for s, o, k, st, (lo, _), d
-                  in zip(spatial, out, offsets, stride, padding, dilation, strict=True)]
-        if any(r is None for r in ranges):
-            partial = True
-            continue
-        dst = tuple(r[0] for r in ranges)
-        partial = partial or any(sl.stop - sl.start != o for sl, o in zip(dst, out, strict=True))
-        moves.append((offsets, dst, tuple(r[1] for r in ranges)))
-    return out, moves, partial
+def _channels_last(a):
+    """The (N, *S, C) view of an (N, C, *S) array (no copy)."""
+    return a.transpose(0, *range(2, a.ndim), 1)
 
 
 def _channels_first(a):
-    """The (C, N, *S) view of an (N, C, *S) array (no copy)."""
-    return a.transpose(1, 0, *range(2, a.ndim))
+    """The (N, C, *S) view of an (N, *S, C) array (no copy)."""
+    return a.transpose(0, a.ndim - 1, *range(1, a.ndim - 1))
 
 
-def im2col(xp, x, kernel, stride, padding, dilation):
-    """cols (C, *K, N, *O): cols[c, k, n, o] = x[n, c, o * stride + k * dilation - lo], zero
-    where that position is in the padding."""
-    n, c = x.shape[:2]
-    out, moves, partial = geometry(x.shape[2:], kernel, stride, padding, dilation)
-    cols = (xp.zeros if partial else xp.empty)((c, *kernel, n, *out), dtype=x.dtype)
-    xt = _channels_first(x)
+def _padded(xp, a, pads):
+    """The channels-last (N, *(S + lo + hi), C) form of a (N, C, *S), zero where a position
+    falls in the padding; a negative lo or hi drops that many positions. A view of `a` when
+    nothing is added."""
+    v = _channels_last(a)
+    spatial = a.shape[2:]
+    src = tuple(slice(max(0, -lo), max(max(0, -lo), s - max(0, -hi)))
+                for (lo, hi), s in zip(pads, spatial, strict=True))
     whole = (slice(None),)
-    for offsets, dst, src in moves:
-        cols[whole + offsets + whole + dst] = xt[whole + whole + src]
+    if all(lo <= 0 and hi <= 0 for lo, hi in pads):
+        return v[whole + src]
+    shape = tuple(s + lo + hi for (lo, hi), s in zip(pads, spatial, strict=True))
+    out = xp.zeros((a.shape[0], *shape, a.shape[1]), dtype=a.dtype)
+    dst = tuple(slice(max(0, lo), max(0, lo) + sl.stop - sl.start)
+                for (lo, _), sl in zip(pads, src, strict=True))
+    out[whole + dst] = v[whole + src]
+    return out
+
+
+def _cols(xp, xpad, out, kernel, stride, dilation, groups):
+    """cols (N, *O, G, *K, C/G), contiguous: cols[n, o, g, k, c] =
+    xpad[n, o * stride + k * dilation, g C/G + c] for a channels-last padded xpad."""
+    d, c = len(kernel), xpad.shape[-1]
+    st = xpad.strides
+    shape = (xpad.shape[0], *out, groups, *kernel, c // groups)
+    strides = (st[0], *(st[1 + i] * stride[i] for i in range(d)), st[-1] * (c // groups),
+               *(st[1 + i] * dilation[i] for i in range(d)), st[-1])
+    cols = xp.scratch(shape, xpad.dtype)  # (reused: a fresh one page-faults, see scratch)
+    xp.copyto(cols, xp.windows(xpad, shape, strides))
     return cols
 
 
-def col2im(xp, cols, shape, kernel, stride, padding, dilation):
-    """The adjoint of im2col: an (N, C, *S) array (a view of a (C, N, *S) one) holding, at each
-    input position, the sum of the cols entries copied from it."""
-    n, c = shape[:2]
-    _, moves, _ = geometry(tuple(shape[2:]), kernel, stride, padding, dilation)
-    gx = xp.zeros((c, n, *shape[2:]), dtype=cols.dtype)
-    whole = (slice(None),)
-    for offsets, dst, src in moves:
-        gx[whole + whole + src] += cols[whole + offsets + whole + dst]
-    return _channels_first(gx)
-
-
-def _as_rows(g):
-    """(C_out, N * prod O) of an (N, C_out, *O) array: free for the channels-first views this
-    module returns, one copy otherwise."""
-    return _channels_first(g).reshape(g.shape[1], -1)
-
-
-def _product(xp, w, cols, groups):
-    """w (C_out, C/G, *K) times cols (C, *K, N, *O) per group: (C_out, N * prod O)."""
-    cout = w.shape[0]
+def _grouped(cols, wm):
+    """Per group, cols (R, G, L) times wm (G, L, M): the rows (R, G M)."""
+    rows, groups, length = cols.shape
     if groups == 1:
-        return w.reshape(cout, -1) @ cols.reshape(w[0].size, -1)
-    w3 = w.reshape(groups, cout // groups, -1)
-    return (w3 @ cols.reshape(groups, w3.shape[2], -1)).reshape(cout, -1)
+        return cols.reshape(rows, length) @ wm[0]
+    out = cols.transpose(1, 0, 2) @ wm  # (G, R, M)
+    return out.transpose(1, 0, 2).reshape(rows, groups * wm.shape[2])
+
+
+# The input gradient's windows are a temporary: past _WHOLE_BYTES they are made and multiplied
+# _CHUNK_BYTES at a time. Measured (16 -> 32 channels, 3x3 on 16x16, batch 128: 38 MB of
+# windows): 2x faster in chunks, as a buffer that size is mapped fresh from the system on each
+# call (glibc maps allocations past 32 MB) and its page faults cost more than the copy; below
+# 16 MB the whole buffer is as fast or faster (32 -> 32 channels, 3x3 on 8x8: 9 MB).
+_WHOLE_BYTES = 16 << 20
+_CHUNK_BYTES = 4 << 20
+
+
+def _windows_product(xp, xpad, out, kernel, dilation, groups, wm):
+    """rows (N prod O, G M): the stride-1 windows of xpad (N, *S, C) times wm (G, L, M) per
+    group, made a chunk of samples at a time when they are large."""
+    n, per_sample = xpad.shape[0], math.prod(out)
+    size = per_sample * groups * wm.shape[1] * xpad.itemsize  # one sample's windows
+    ones = (1,) * len(kernel)
+    if n * size <= _WHOLE_BYTES:
+        cols = _cols(xp, xpad, out, kernel, ones, dilation, groups)
+        return _grouped(cols.reshape(n * per_sample, groups, wm.shape[1]), wm)
+    rows = xp.empty((n * per_sample, groups * wm.shape[2]), dtype=xpad.dtype)
+    step = max(1, _CHUNK_BYTES // size)
+    for i in range(0, n, step):
+        cols = _cols(xp, xpad[i:i + step], out, kernel, ones, dilation, groups)
+        part = cols.reshape(cols.shape[0] * per_sample, groups, wm.shape[1])
+        rows[i * per_sample:i * per_sample + part.shape[0]] = _grouped(part, wm)
+    return rows
+
+
+def _forward_weight(w, groups):
+    """w (C_out, C/G, *K) as (G, prod K * C/G, C_out/G), rows in the order of cols' columns."""
+    d = w.ndim - 2
+    w5 = w.reshape(groups, w.shape[0] // groups, *w.shape[1:])
+    return w5.transpose(0, *range(3, 3 + d), 2, 1).reshape(groups, -1, w5.shape[1])
+
+
+def _rows(g):
+    """(N * prod O, C_out) of an (N, C_out, *O) array: free for the channels-last views this
+    module returns, one copy otherwise."""
+    return _channels_last(g).reshape(-1, g.shape[1])
+
+
+def _takes_cf(stride) -> bool:
+    """Whether a configuration takes conv_cf's channels-first algorithm: a strided or a 1-D
+    one (the one dispatch point). Measured (BENCHMARKS.md): channels-last made the MNIST-1D
+    CNN's step (stride-2 Conv1d + BatchNorm) 17% slower and a stride-1 Conv1d(64, 64, 5) 3%
+    slower; it made stride-1 Conv2d layers 1.06-1.57x faster."""
+    return len(stride) == 1 or any(s != 1 for s in stride)
 
 
 def _conv(xp, x, w, b=None, *, stride, padding, dilation, groups, relu=False):
     """(out, saved): out = conv(x, w) + b (then relu) as an (N, C_out, *O) view of a
-    channels-first product; saved holds cols for the weight gradient."""
+    channels-last product; saved holds cols for the weight gradient."""
+    if _takes_cf(stride):
+        return conv_cf.conv(xp, x, w, b, stride=stride, padding=padding, dilation=dilation,
+                            groups=groups, relu=relu)
     kernel = w.shape[2:]
-    cols = im2col(xp, x, kernel, stride, padding, dilation)
-    out = _product(xp, w, cols, groups)
+    out_shape = tuple(output_size(s, k, st, lo, hi, dl) for s, k, st, (lo, hi), dl
+                      in zip(x.shape[2:], kernel, stride, padding, dilation, strict=True))
+    cols = _cols(xp, _padded(xp, x, padding), out_shape, kernel, stride, dilation, groups)
+    rows = x.shape[0] * math.prod(out_shape)
+    out = _grouped(cols.reshape(rows, groups, w[0].size), _forward_weight(w, groups))
     if b is not None:
-        out += b.reshape(-1, 1)
+        out += b
     if relu:
         xp.maximum(out, 0, out=out)
-    out = out.reshape(w.shape[0], x.shape[0], *cols.shape[1 + len(kernel) + 1:])
-    return _channels_first(out), {"cols": cols}
+    return _channels_first(out.reshape(x.shape[0], *out_shape, w.shape[0])), {"cols": cols}
 
 
 def _conv_input_grad(xp, g, w, *, shape, stride, padding, dilation, groups):
-    """d<g, conv(x, w)>/dx for x of `shape`: col2im of w^T g (per group)."""
-    kernel, cout = w.shape[2:], w.shape[0]
-    g2 = _as_rows(g)
-    if groups == 1:
-        cols = w.reshape(cout, -1).T @ g2
-    else:
-        w3 = w.reshape(groups, cout // groups, -1)
-        cols = w3.transpose(0, 2, 1) @ g2.reshape(groups, cout // groups, -1)
-    cols = cols.reshape(shape[1], *kernel, shape[0], *g.shape[2:])
-    return col2im(xp, cols, shape, kernel, stride, padding, dilation)
+    """d<g, conv(x, w)>/dx for x of `shape`: dx[s] = sum_k g[s + lo - k dil] w[k], the
+    correlation of g padded so that gpad[j] = g[j - dil (K-1) + lo] with the flipped kernel,
+    its channel axes swapped."""
+    if _takes_cf(stride):
+        return conv_cf.input_grad(xp, g, w, shape=shape, stride=stride, padding=padding,
+                                  dilation=dilation, groups=groups)
+    kernel, d = w.shape[2:], w.ndim - 2
+    spatial, out_shape = tuple(shape[2:]), g.shape[2:]
+    pads = tuple((dl * (k - 1) - lo, sp + lo - o) for k, dl, (lo, _), sp, o
+                 in zip(kernel, dilation, padding, spatial, out_shape, strict=True))
+    w5 = w.reshape(groups, w.shape[0] // groups, *w.shape[1:])
+    flipped = w5[(slice(None),) * 3 + (slice(None, None, -1),) * d]
+    wm = flipped.transpose(0, *range(3, 3 + d), 1, 2).reshape(groups, -1, w.shape[1])
+    rows = _windows_product(xp, _padded(xp, g, pads), spatial, kernel, dilation, groups, wm)
+    return _channels_first(rows.reshape(shape[0], *spatial, shape[1]))
 
 
 def _conv_weight_grad(xp, x, g, *, shape, stride, padding, dilation, groups, cols=None):
-    """d<g, conv(x, w)>/dw for w of `shape`: g times im2col(x)^T (per group); `cols`, when
-    given, is that im2col (the forward's)."""
-    kernel = tuple(shape[2:])
+    """d<g, conv(x, w)>/dw for w of `shape`: g_rows^T times the windows of x (per group);
+    `cols`, when given, is those windows (the forward's)."""
+    if _takes_cf(stride):
+        return conv_cf.weight_grad(xp, x, g, shape=shape, stride=stride, padding=padding,
+                                   dilation=dilation, groups=groups, cols=cols)
+    kernel, d = tuple(shape[2:]), len(shape) - 2
     if cols is None:
-        cols = im2col(xp, x, kernel, stride, padding, dilation)
-    g2, cout = _as_rows(g), shape[0]
+        cols = _cols(xp, _padded(xp, x, padding), g.shape[2:], kernel, stride, dilation,
+                     groups)
+    cout, cg = shape[0], shape[1]
+    c3 = cols.reshape(math.prod(cols.shape[:d + 1]), groups, cg * math.prod(kernel))
+    g2 = _rows(g)
     if groups == 1:
-        gw = g2 @ cols.reshape(shape[1] * math.prod(kernel), g2.shape[1]).T
+        gw = g2.T @ c3[:, 0]
     else:
-        c3 = cols.reshape(groups, shape[1] * math.prod(kernel), g2.shape[1])
-        gw = g2.reshape(groups, cout // groups, -1) @ c3.transpose(0, 2, 1)
-    return gw.reshape(shape)
+        gw = (g2.reshape(g2.shape[0], groups, cout // groups).transpose(1, 2, 0)
+              @ c3.transpose(1, 0, 2))
+    gw = gw.reshape(cout, *kernel, cg)
+    return gw.transpose(0, d + 1, *range(1, d + 1)).copy()
 
 
 def _geometry_params(params: dict) -> dict:

@@ -1,7 +1,7 @@
 """Pooling primitives: max and average over windows, 1-D to 3-D, with torch's padding, dilation
 (max), ceil_mode, count_include_pad and divisor_override.
 
-Both walk the kernel offsets of the convolution's window geometry (conv.geometry: one strided
+Both walk the kernel offsets of the convolution's window geometry (conv_cf.geometry: one strided
 slice of the input per offset, the padding skipped by the slice ranges), so a pool costs
 prod(kernel) elementwise passes over the output and no window copy. `padding` holds (lo, hi)
 pairs: hi may exceed lo when ceil_mode adds a last, partial window.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from .conv import geometry
+from .conv_cf import geometry
 from .registry import primitive
 
 _ALL = (slice(None), slice(None))
