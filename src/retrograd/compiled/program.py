@@ -47,7 +47,7 @@ class Program:
                 dynamic = tuple((k, _source(s)) for k, s in pspecs.items() if s[0] != "const")
                 self.live_tensors += [s[1] for s in sources if s[0] == _LIVE]
                 self.code.append((FORWARD, j, prim.forward, sources, static, dynamic, xp,
-                                  prim.saves))
+                                  prim.saves, prim.into))
             elif ins[0] == LIVE:
                 self.code.append(ins)
             else:
@@ -66,6 +66,9 @@ class Program:
                 self.code.append([BACKWARD, root, shape, dtype, tuple(compiled), retain,
                                   frozenset()])
         self.output = _output_source(output_spec)
+        # each operation's output of the last replay, for the primitives that can write into
+        # one (Primitive.into): reused when nothing else holds it any more (see run)
+        self.slots = [None] * n_ops
         self._set_lifetimes()
         seen = set()
         self.live_tensors = [t for t in self.live_tensors
@@ -131,10 +134,11 @@ class Program:
         env = [None] * self.n_ops
         args_env = [None] * self.n_ops
         saved_env = [None] * self.n_ops
+        slots = self.slots
         for ins in self.code:
             kind = ins[0]
             if kind == FORWARD:
-                _, j, forward, sources, static, dynamic, xp, saves = ins
+                _, j, forward, sources, static, dynamic, xp, saves, into = ins
                 arrays = [_value(s, env, inputs) for s in sources]
                 if dynamic:
                     params = dict(static)
@@ -142,11 +146,24 @@ class Program:
                         params[k] = _value(s, env, inputs)
                 else:
                     params = static
-                out = forward(xp, *arrays, **params)
-                if saves:
-                    out, saved_env[j] = out
-                if type(out) is not xp.ndarray:
-                    out = xp.asarray(out)
+                if into is None:
+                    out = forward(xp, *arrays, **params)
+                    if saves:
+                        out, saved_env[j] = out
+                    if type(out) is not xp.ndarray:
+                        out = xp.asarray(out)
+                else:
+                    # the last replay's output, unless something still holds it (a returned
+                    # tensor, a .grad, a view, another thread's replay): the reference count
+                    # decides, so nothing anyone can see is ever overwritten
+                    out, slots[j] = slots[j], None
+                    if out is not None and xp.may_overwrite(out):
+                        out = into(xp, out, *arrays, **params)
+                    else:
+                        out = forward(xp, *arrays, **params)
+                        if type(out) is not xp.ndarray:
+                            out = xp.asarray(out)
+                    slots[j] = out
                 env[j] = out
                 args_env[j] = arrays
             elif kind == LIVE:
