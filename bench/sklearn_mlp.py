@@ -17,6 +17,10 @@ Methodology:
 - scikit-learn trains in the dtype of its input (float32 or float64), so it runs twice: on the
   float32 array retrograd gets, and on the same values in float64 (scikit-learn's usual dtype;
   the conversion is not timed). retrograd trains in float32 (its default dtype) either way.
+- Equal accuracy: each round fits with its own random_state, so the rounds are seeds; the
+  verdict compares the mean test accuracies over them and allows a difference of two standard
+  errors (Welch), at least half a point: one seed on mnist1d's 1,000 test rows moves by about
+  1.5 points. Use --rounds 10 or more for a figure to quote.
 - Runs are interleaved: each round fits every implementation once, the order rotated from round
   to round; we report medians over rounds, and the speed ratio as the median of the per-round
   ratios (interquartile range in parentheses). Round r uses random_state = seed + r for all.
@@ -197,22 +201,42 @@ def table(title: str, data, epochs: int, per_epoch, accuracy) -> list[str]:
     return out
 
 
+def accuracy_gap(ours: list[float], theirs: list[float]) -> tuple[float, float]:
+    """(mean(ours) - mean(theirs), the noise allowed): 2 standard errors of that difference of
+    means over the seeds (Welch), at least 0.005. One seed's test accuracy on 1,000 rows moves
+    by about 1.5 points from seed to seed, so "equal accuracy" is judged against that spread,
+    not against one fixed tolerance on two medians."""
+    gap = statistics.fmean(ours) - statistics.fmean(theirs)
+    if len(ours) < 2 or len(theirs) < 2:
+        return gap, 0.005
+    se = (statistics.variance(ours) / len(ours) + statistics.variance(theirs) / len(theirs))
+    return gap, max(0.005, 2 * se ** 0.5)
+
+
 def verdict(results) -> list[str]:
     lines = []
     for title, (per_epoch, accuracy) in results.items():
         best = min(IMPLS[1:], key=lambda n: statistics.median(per_epoch[n]))
         target = common.ratio_stats(per_epoch[TARGET_AGAINST], per_epoch["retrograd"])[0]
         speed = common.ratio_stats(per_epoch[best], per_epoch["retrograd"])[0]
-        acc_gap = statistics.median(accuracy["retrograd"]) - \
-            statistics.median(accuracy[TARGET_AGAINST])
-        met = target >= TARGET_SPEEDUP and acc_gap >= -0.005
+        ours, theirs = accuracy["retrograd"], accuracy[TARGET_AGAINST]
+        acc_gap, allowed = accuracy_gap(ours, theirs)
+        met = target >= TARGET_SPEEDUP and acc_gap >= -allowed
         bound = common.ratio_stats(per_epoch["sklearn f32"], per_epoch[FLOOR])[0]
+        spread = ", ".join(f"{name} {statistics.fmean(a):.4f} +- {_sd(a):.4f}"
+                           for name, a in (("retrograd", ours), (TARGET_AGAINST, theirs)))
         lines.append(f"- {title}: retrograd is {target:.2f}x the speed of {TARGET_AGAINST} "
-                     f"(scikit-learn's default dtype), accuracy {acc_gap:+.4f}: target "
+                     f"(scikit-learn's default dtype); test accuracy over {len(ours)} seeds "
+                     f"(mean +- sd) {spread}, a difference of {acc_gap:+.4f} against the "
+                     f"{allowed:.4f} the seeds' spread allows: target "
                      f"(>= {TARGET_SPEEDUP:g}x at equal accuracy) "
                      f"{'met' if met else 'NOT met'}; {speed:.2f}x its faster variant "
                      f"({best}), over which the GEMM floor allows at most {bound:.2f}x.")
     return lines
+
+
+def _sd(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def main(argv=None) -> int:

@@ -217,6 +217,40 @@ def test_losses_on_strict_match_torch(name, loss):
     np.testing.assert_allclose(host(xs.grad), xt.grad.numpy(), rtol=1e-10, atol=1e-14)
 
 
+def test_target_algebra_on_strict_stays_on_the_device_and_matches_torch():
+    """one_hot, smooth, soft labels and class weights made from device labels live on that
+    device and equal torch's one_hot, torch's label smoothing (through the loss) and the
+    hand formulas N / (C n_c) and (1 - b) / (1 - b^n_c) normalized to sum to C."""
+    from retrograd import targets as T
+
+    y_host = np.array([0, 2, 1, 2, 2, 0])
+    y = retrograd.tensor(y_host, device=STRICT)
+    hot = T.one_hot(y, 3)
+    assert hot.device == STRICT and hot.dtype == retrograd.float32
+    want = torch.nn.functional.one_hot(torch.tensor(y_host), 3).numpy()
+    np.testing.assert_array_equal(host(hot), want)
+    smoothed = T.smooth(hot, 0.1)
+    assert smoothed.device == STRICT
+    logits = np.random.default_rng(0).standard_normal((6, 3))
+    ours = F.cross_entropy(retrograd.tensor(logits, device=STRICT), smoothed.double())
+    theirs = torch.nn.functional.cross_entropy(torch.tensor(logits), torch.tensor(y_host),
+                                               label_smoothing=0.1)
+    np.testing.assert_allclose(ours.item(), theirs.item(), rtol=1e-7)
+    soft = T.soft_labels(y, 3, positive=0.8, negative=0.05)
+    np.testing.assert_allclose(host(soft), np.where(want == 1, 0.8, 0.05), rtol=1e-7)
+    counts = np.array([2, 1, 3])
+    inverse = T.inverse_frequency_weights(y, 3, dtype=np.float64)
+    assert inverse.device == STRICT
+    np.testing.assert_allclose(host(inverse), 6 / (3 * counts), rtol=1e-15)
+    effective = T.effective_number_weights(y, 3, beta=0.9, dtype=np.float64)
+    w = (1 - 0.9) / (1 - 0.9 ** counts)
+    np.testing.assert_allclose(host(effective), 3 * w / w.sum(), rtol=1e-13)
+    with pytest.raises(ValueError, match="label 3 is outside"):
+        T.one_hot(retrograd.tensor([0, 3], device=STRICT), 3)
+    with pytest.raises(ValueError, match="class 1 never occurs"):
+        T.class_counts(retrograd.tensor([0, 2], device=STRICT), 3)
+
+
 # ------------------------------------------------------------------ training
 
 
@@ -255,6 +289,40 @@ def test_mlp_training_on_strict_follows_the_host_trajectory(optimizer):
     np.testing.assert_allclose(losses, losses_cpu, rtol=1e-6)
     for w, w_cpu in zip(weights, weights_cpu, strict=True):
         np.testing.assert_allclose(w, w_cpu, rtol=1e-5, atol=1e-6)
+    assert losses[-1] < losses[0]
+
+
+def closure_trajectory(device, optimizer: str, steps: int = 3):
+    """A float64 logistic model trained by a closure optimizer: losses and final weights."""
+    retrograd.manual_seed(6)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3)).double().to(device)
+    opt = {"lbfgs": lambda ps: retrograd.optim.LBFGS(ps, max_iter=5),
+           "lbfgs-wolfe": lambda ps: retrograd.optim.LBFGS(ps, max_iter=5,
+                                                           line_search_fn="strong_wolfe"),
+           "newton-cg": lambda ps: retrograd.optim.NewtonCG(ps, max_cg_iters=10)}[optimizer](
+        model.parameters())
+    rng = np.random.default_rng(7)
+    x = retrograd.tensor(rng.standard_normal((24, 4)), device=device)
+    y = retrograd.tensor(rng.integers(0, 3, 24), device=device)
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    losses = [float(opt.step(closure)) for _ in range(steps)]
+    return losses, [host(p) for p in model.parameters()], model
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "lbfgs-wolfe", "newton-cg"])
+def test_closure_optimizers_on_strict_follow_the_host_trajectory(optimizer):
+    losses_cpu, weights_cpu, _ = closure_trajectory("cpu", optimizer)
+    losses, weights, model = closure_trajectory(STRICT, optimizer)
+    assert all(p.device == STRICT for p in model.parameters())
+    np.testing.assert_allclose(losses, losses_cpu, rtol=1e-12)
+    for w, w_cpu in zip(weights, weights_cpu, strict=True):
+        np.testing.assert_allclose(w, w_cpu, rtol=1e-10, atol=1e-12)
     assert losses[-1] < losses[0]
 
 

@@ -3,36 +3,49 @@
 The course's point is that the 0/1 one-hot target is only the simplest target distribution.
 These functions build the others: smoothed targets, soft labels, and per-class weights that
 re-balance an imbalanced dataset. Targets come back as float tensors (the default dtype unless
-`dtype` is given) ready for `cross_entropy(logits, target)`.
+`dtype` is given) ready for `cross_entropy(logits, target)`, on the device of the labels or
+targets they are made from (Python data: the default device), so that they meet the logits there.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
-from .tensor import Tensor, _wrap, get_default_dtype
+from . import backend
+from .backend import as_dtype, default_float
+from .tensor import Tensor, _wrap
 
 
-def _labels(labels, num_classes: int) -> np.ndarray:
-    y = labels._data if isinstance(labels, Tensor) else np.asarray(labels)
+def _array(values):
+    """The array behind a Tensor (on its device), or Python / NumPy data as a host array."""
+    return values._data if isinstance(values, Tensor) else backend.from_data(values)
+
+
+def _labels(labels, num_classes: int):
+    y = _array(labels)
     if y.dtype.kind not in "iu":
         raise TypeError(f"labels must be integers, got dtype {y.dtype}")
-    if not isinstance(num_classes, (int, np.integer)) or num_classes <= 0:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, backend.INTEGER_TYPES) \
+            or num_classes <= 0:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
     bad = (y < 0) | (y >= num_classes)
-    if np.any(bad):
-        raise ValueError(f"label {y[bad].flat[0]} is outside [0, {num_classes})")
+    if bad.any():
+        raise ValueError(f"label {int(y[bad].reshape(-1)[0])} is outside [0, {num_classes})")
     return y
 
 
 def _dtype(dtype):
-    return np.dtype(dtype) if dtype is not None else get_default_dtype()
+    return as_dtype(dtype) if dtype is not None else default_float()
+
+
+def _hot(y, num_classes: int):
+    """y[..., None] == c for every class c: the one-hot pattern as booleans."""
+    return y[..., None] == backend.of(y).arange(num_classes)
 
 
 def one_hot(labels, num_classes: int, dtype=None) -> Tensor:
     """delta(c, y): 1 for the true class, 0 elsewhere; shape labels.shape + (num_classes,)."""
-    y = _labels(labels, num_classes)
-    return _wrap((y[..., None] == np.arange(num_classes)).astype(_dtype(dtype)))
+    return _wrap(_hot(_labels(labels, num_classes), num_classes).astype(_dtype(dtype)))
 
 
 def smooth(targets, eps: float) -> Tensor:
@@ -41,9 +54,9 @@ def smooth(targets, eps: float) -> Tensor:
     cross_entropy(x, smooth(one_hot(y, C), eps)) == cross_entropy(x, y, label_smoothing=eps)."""
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"smoothing eps must be in [0, 1], got {eps}")
-    t = targets._data if isinstance(targets, Tensor) else np.asarray(targets)
+    t = _array(targets)
     if t.dtype.kind != "f":
-        t = t.astype(get_default_dtype())
+        t = t.astype(default_float())
     return _wrap(t * (1 - eps) + eps / t.shape[-1])
 
 
@@ -52,20 +65,23 @@ def soft_labels(labels, num_classes: int, positive: float = 0.9, negative: float
     """The course's soft labels: `positive` for the true class and `negative` for every other
     (not normalized: with C classes a row sums to positive + (C - 1) negative)."""
     y = _labels(labels, num_classes)
-    hot = y[..., None] == np.arange(num_classes)
-    return _wrap(np.where(hot, positive, negative).astype(_dtype(dtype)))
+    hot = _hot(y, num_classes)
+    return _wrap(backend.of(y).where(hot, positive, negative).astype(_dtype(dtype)))
 
 
-def class_counts(labels, num_classes: int) -> np.ndarray:
-    """How many samples each class has; raises for a class that never occurs (its weight would
-    be infinite)."""
-    y = _labels(labels, num_classes).reshape(-1)
-    counts = np.bincount(y, minlength=num_classes)
-    missing = np.flatnonzero(counts == 0)
-    if missing.size:
+def class_counts(labels, num_classes: int):
+    """How many samples each class has (int64, on the labels' device); raises for a class that
+    never occurs (its weight would be infinite)."""
+    y = _labels(labels, num_classes)
+    xp = backend.of(y)
+    values, counts = xp.unique(y.reshape(-1), return_counts=True)
+    full = xp.zeros(num_classes, xp.int64)
+    full[values] = counts
+    missing = [c for c, n in enumerate(xp.to_numpy(full).tolist()) if n == 0]
+    if missing:
         raise ValueError(f"class {missing[0]} never occurs in the labels, so it has no weight "
-                         f"(classes without samples: {missing.tolist()})")
-    return counts
+                         f"(classes without samples: {missing})")
+    return full
 
 
 def inverse_frequency_weights(labels, num_classes: int, dtype=None) -> Tensor:
@@ -83,5 +99,9 @@ def effective_number_weights(labels, num_classes: int, beta: float = 0.999,
     if not 0.0 <= beta < 1.0:
         raise ValueError(f"beta must be in [0, 1), got {beta}")
     counts = class_counts(labels, num_classes)
-    w = (1.0 - beta) / -np.expm1(counts * np.log(beta)) if beta > 0 else np.ones(num_classes)
+    xp = backend.of(counts)
+    if beta > 0:
+        w = (1.0 - beta) / -xp.expm1(counts * math.log(beta))
+    else:
+        w = xp.ones(num_classes, xp.float64)
     return _wrap((w * num_classes / w.sum()).astype(_dtype(dtype)))

@@ -4,8 +4,7 @@ interpolation (Nocedal & Wright, algorithms 3.5 and 3.6)."""
 
 from __future__ import annotations
 
-import numpy as np
-
+from .. import backend
 from ..grad_mode import enable_grad
 from .optimizer import Optimizer
 
@@ -17,7 +16,7 @@ def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None) -> float:
     d2_square = d1 ** 2 - g1 * g2
     if d2_square < 0:
         return (lo + hi) / 2.0
-    d2 = np.sqrt(d2_square)
+    d2 = backend.of(d2_square).sqrt(d2_square)  # NumPy's sqrt in the scalar's own precision
     if x1 <= x2:
         min_pos = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
     else:
@@ -28,7 +27,7 @@ def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None) -> float:
 def _strong_wolfe(obj_func, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9,
                   max_ls=25):
     """Step t along d satisfying the strong Wolfe conditions: bracket, then zoom."""
-    d_norm = np.abs(d).max()
+    d_norm = abs(d).max()
     f_new, g_new = obj_func(t, d)
     evals = 1
     gtd_new = g_new.dot(d)
@@ -122,11 +121,13 @@ class LBFGS(Optimizer):
                              f"got {group['line_search_fn']!r}")
         self._check_counts(group, "max_iter", "max_eval", "history_size")
 
-    def _flat_grad(self) -> np.ndarray:
-        return np.concatenate([p.grad._data.reshape(-1) if p.grad is not None
-                               else np.zeros(p.numel(), p.dtype) for p in self._params])
+    def _flat_grad(self):
+        """Every parameter's gradient raveled into one vector, on the parameters' device."""
+        xp = backend.of(self._params[0]._data)
+        return xp.concatenate([p.grad._data.reshape(-1) if p.grad is not None
+                               else xp.zeros(p.numel(), p._data.dtype) for p in self._params])
 
-    def _add_grad(self, step_size, update: np.ndarray) -> None:
+    def _add_grad(self, step_size, update) -> None:
         offset = 0
         for p in self._params:
             n = p.numel()
@@ -139,7 +140,7 @@ class LBFGS(Optimizer):
         loss = float(closure())
         flat_grad = self._flat_grad()
         for p, saved in zip(self._params, x, strict=True):
-            np.copyto(p._data, saved)
+            backend.of(saved).copyto(p._data, saved)
         return loss, flat_grad
 
     def step(self, closure):
@@ -159,7 +160,7 @@ class LBFGS(Optimizer):
         current_evals = 1
         state["func_evals"] += 1
         flat_grad = self._flat_grad()
-        if np.abs(flat_grad).max() <= tol_grad:
+        if abs(flat_grad).max() <= tol_grad:
             return orig_loss
 
         d, t = state.get("d"), state.get("t")
@@ -179,7 +180,7 @@ class LBFGS(Optimizer):
             prev_flat_grad = flat_grad.copy()
             prev_loss = loss
             # the first step is scaled so its length is at most lr
-            t = min(1.0, 1.0 / np.abs(flat_grad).sum()) * lr if state["n_iter"] == 1 else lr
+            t = min(1.0, 1.0 / abs(flat_grad).sum()) * lr if state["n_iter"] == 1 else lr
             gtd = flat_grad.dot(d)
             if gtd > -tol_change:
                 break
@@ -195,7 +196,7 @@ class LBFGS(Optimizer):
                 loss, flat_grad, t, evals = _strong_wolfe(obj_func, t, d, loss, flat_grad, gtd,
                                                           max_ls=max_eval - current_evals)
                 self._add_grad(t, d)
-                opt_cond = np.abs(flat_grad).max() <= tol_grad
+                opt_cond = abs(flat_grad).max() <= tol_grad
             else:
                 self._add_grad(t, d)
                 opt_cond = False
@@ -203,14 +204,14 @@ class LBFGS(Optimizer):
                     with enable_grad():
                         loss = float(closure())
                     flat_grad = self._flat_grad()
-                    opt_cond = np.abs(flat_grad).max() <= tol_grad
+                    opt_cond = abs(flat_grad).max() <= tol_grad
                     evals = 1
             current_evals += evals
             state["func_evals"] += evals
 
             if n_iter == max_iter or current_evals >= max_eval or opt_cond:
                 break
-            if np.abs(d * t).max() <= tol_change or abs(loss - prev_loss) < tol_change:
+            if abs(d * t).max() <= tol_change or abs(loss - prev_loss) < tol_change:
                 break
 
         state.update(d=d, t=t, old_dirs=old_dirs, old_stps=old_stps, ro=ro, H_diag=H_diag,

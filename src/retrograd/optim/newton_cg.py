@@ -8,8 +8,9 @@ about two gradient evaluations.
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
+from .. import backend
 from ..autograd import grad
 from ..engine import retain_graphs
 from ..grad_mode import enable_grad
@@ -55,11 +56,12 @@ class NewtonCG(Optimizer):
         with enable_grad():
             grads = grad(loss, params, create_graph=True, allow_unused=True)
             used = [(p, g) for p, g in zip(params, grads, strict=True) if g is not None]
-            g_flat = np.concatenate([g._data.reshape(-1) for _, g in used]) if used else None
-            if g_flat is None or not np.any(g_flat):
+            xp = backend.of(params[0]._data)
+            g_flat = xp.concatenate([g._data.reshape(-1) for _, g in used]) if used else None
+            if g_flat is None or not g_flat.any():
                 return loss
 
-            def hvp(v: np.ndarray) -> np.ndarray:
+            def hvp(v):
                 dot, offset = None, 0
                 for p, g in used:
                     n = p.numel()
@@ -67,7 +69,7 @@ class NewtonCG(Optimizer):
                     dot = term if dot is None else dot + term
                     offset += n
                 hv = grad(dot, [p for p, _ in used], retain_graph=True, allow_unused=True)
-                return np.concatenate([(h._data if h is not None else np.zeros(p.shape))
+                return xp.concatenate([(h._data if h is not None else xp.zeros(p.shape))
                                        .reshape(-1) for (p, _), h in zip(used, hv, strict=True)])
 
             direction = _conjugate_gradients(hvp, g_flat, group)
@@ -84,7 +86,7 @@ class NewtonCG(Optimizer):
             self._move(params, start, t, d)
             with enable_grad():
                 f = float(closure())
-            if np.isfinite(f) and f <= f0 + group["c1"] * t * slope:
+            if math.isfinite(f) and f <= f0 + group["c1"] * t * slope:
                 return
             t *= 0.5
         self._move(params, start, 0.0, d)  # no acceptable step: stay at the start
@@ -94,26 +96,28 @@ class NewtonCG(Optimizer):
         offset = 0
         for p, x0 in zip(params, start, strict=True):
             n = p.numel()
-            np.copyto(p._data, x0 + t * d[offset:offset + n].reshape(p.shape), casting="unsafe")
+            backend.of(x0).copyto(p._data, x0 + t * d[offset:offset + n].reshape(p.shape),
+                                  casting="unsafe")
             p._vc[0] += 1
             offset += n
 
 
-def _conjugate_gradients(hvp, g: np.ndarray, group: dict) -> np.ndarray:
+def _conjugate_gradients(hvp, g, group: dict):
     """Approximately solve (H + damping I) d = -g, starting from d = 0. Stops at residual
     tol * |g|, after max_cg_iters, or at non-positive curvature (then the steepest-descent
     direction if no CG step was taken yet)."""
     damping, tol = group["damping"], group["tol"]
-    d = np.zeros_like(g, dtype=np.float64)
-    r = -g.astype(np.float64)
+    xp = backend.of(g)
+    d = xp.zeros_like(g, dtype=xp.float64)
+    r = -g.astype(xp.float64)
     p = r.copy()
     rs = r.dot(r)
-    stop = (tol * np.sqrt(g.dot(g))) ** 2
+    stop = (tol * xp.sqrt(g.dot(g))) ** 2
     for _ in range(group["max_cg_iters"]):
         hp = hvp(p) + damping * p
         curvature = p.dot(hp)
         if curvature <= 0:
-            return d if d.any() else -g.astype(np.float64)
+            return d if d.any() else -g.astype(xp.float64)
         alpha = rs / curvature
         d += alpha * p
         r -= alpha * hp
