@@ -139,7 +139,9 @@ class Program:
             kind = ins[0]
             if kind == FORWARD:
                 _, j, forward, sources, static, dynamic, xp, saves, into = ins
-                arrays = [_value(s, env, inputs) for s in sources]
+                # (_value inlined for the usual sources: this runs for every operation)
+                arrays = [env[r] if k == 0 else r._data if k == 2 else inputs[r] if k == 1
+                          else _value((k, r), env, inputs) for k, r in sources]
                 if dynamic:
                     params = dict(static)
                     for k, s in dynamic:
@@ -218,14 +220,22 @@ def _backward(ins, env, args_env, saved_env, inputs, leaves) -> None:
                 continue
             if gi.shape != like.shape or gi.dtype != like.dtype:
                 gi = _fit(gi, like, ops)
+            # a second use of a value adds to its gradient: in place when nothing else holds
+            # the sum so far (the same additions, without a new array for each)
             if kind == _OP:
-                if ref in grads:
-                    grads[ref] = grads[ref] + gi
-                else:
-                    grads[ref] = gi
+                into, key = grads, ref
             else:
-                leaf = ref if kind == _LIVE else leaves[ref]
-                results[leaf] = results[leaf] + gi if leaf in results else gi
+                into, key = results, ref if kind == _LIVE else leaves[ref]
+            if key not in into:
+                into[key] = gi
+                continue
+            prev = into.pop(key)
+            if may_overwrite(prev):
+                prev += gi
+                into[key] = prev
+            else:
+                into[key] = prev + gi
+            prev = None
         gi = g = input_grads = None
     hand_to_leaves(results, may_overwrite)  # Tensor.backward's tail
 
