@@ -7,6 +7,11 @@ intermediate value, no graph node, no version check, no heap, and none of the Py
 step itself (module calls, argument checks in the losses). The calls recorded as live (the
 optimizer's step and zero_grad, a scheduler's step) run as calls, so whatever they read (the
 learning rate, Adam's step count, a loaded state) is read afresh on every replay.
+
+Memory: an operation whose primitive offers `into` (ops/registry.py) writes into its output
+array of the last replay when the reference count shows nothing else holds it (a returned
+tensor, a view, a `.grad` would), and a second gradient for a value is added in place into the
+first under the same proof; both give the same bytes as fresh arrays.
 """
 
 from __future__ import annotations
