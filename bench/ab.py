@@ -11,6 +11,7 @@ a segment of A and a segment of B on the same batches, the order alternating.
     python bench/ab.py --a-src /path/to/old/src          # A: any source tree
     python bench/ab.py --a-rev 3ddf9da --what losses --rounds 60
     python bench/ab.py --a-rev 4e56d02 --what conv --rounds 15   # bench/conv.py's layers
+    python bench/ab.py --a-rev 3ddf9da --what mlp --compiled   # the steps under rg.compile
 
 Reported per workload: median time per step (or call) of each tree, and the median of the
 per-round speed ratios B/A (A's time / B's time; above 1 means B is faster) with their
@@ -90,9 +91,9 @@ def batches(pool, batch: int, first: int, count: int) -> list:
 
 
 class MLP:
-    """bench/mlp.py's retrograd step on one tree."""
+    """bench/mlp.py's retrograd step on one tree (under `rg.compile` when `compiled`)."""
 
-    def __init__(self, rg, state: dict, optimizer: str):
+    def __init__(self, rg, state: dict, optimizer: str, compiled: bool = False):
         nn = rg.nn
         self.rg = rg
         self.model = nn.Sequential(nn.Linear(SIZES[0], SIZES[1]), nn.ReLU(),
@@ -102,6 +103,8 @@ class MLP:
         params = self.model.parameters()
         self.opt = rg.optim.SGD(params, lr=SGD_LR, momentum=MOMENTUM) if optimizer == "sgd" \
             else rg.optim.Adam(params, lr=ADAM_LR)
+        if compiled:
+            self.step = rg.compile(self.step)
 
     def prepare(self, batch_list):
         return [(self.rg.from_numpy(x), self.rg.from_numpy(y)) for x, y in batch_list]
@@ -125,21 +128,21 @@ def initial_state(rg, seed: int) -> dict:
     return {k: v.numpy().copy() for k, v in model.state_dict().items()}
 
 
-def check_mlp(trees: dict, pool, optimizer: str, seed: int) -> float:
+def check_mlp(trees: dict, pool, optimizer: str, seed: int, compiled: bool) -> float:
     """Max relative difference of the two trees' losses over 5 steps from the same weights."""
     state = initial_state(trees["A"], seed)
     losses = {}
     for name, rg in trees.items():
-        mlp = MLP(rg, state, optimizer)
+        mlp = MLP(rg, state, optimizer, compiled)
         losses[name] = [mlp.step(b).item() for b in mlp.prepare(batches(pool, 128, 0, 5))]
     a, b = np.array(losses["A"]), np.array(losses["B"])
     return float(np.max(np.abs(a - b) / np.abs(a)))
 
 
 def bench_mlp(trees: dict, pool, batch: int, steps: int, rounds: int, optimizer: str,
-              seed: int, pause: float) -> dict[str, list[float]]:
+              seed: int, pause: float, compiled: bool) -> dict[str, list[float]]:
     state = initial_state(trees["A"], seed)
-    mlps = {name: MLP(rg, state, optimizer) for name, rg in trees.items()}
+    mlps = {name: MLP(rg, state, optimizer, compiled) for name, rg in trees.items()}
     for mlp in mlps.values():  # warm-up: caches, allocator, optimizer state
         for b in mlp.prepare(batches(pool, batch, 0, steps)):
             mlp.step(b)
@@ -278,6 +281,8 @@ def main(argv=None) -> int:
     parser.add_argument("--what", default="mlp,losses",
                         help="a comma-separated subset of mlp, losses, conv (default mlp,losses)")
     parser.add_argument("--optimizer", default="sgd", help="sgd, adam or sgd,adam")
+    parser.add_argument("--compiled", action="store_true",
+                        help="time the MLP steps under retrograd.compile (both trees)")
     parser.add_argument("--batch-sizes", type=lambda s: [int(v) for v in s.split(",")],
                         default=[32, 128, 1024])
     parser.add_argument("--rounds", type=int, default=40)
@@ -300,7 +305,7 @@ def main(argv=None) -> int:
     t_start, load = time.perf_counter(), common.OtherLoad()
     if "mlp" in what:
         for opt in args.optimizer.split(","):
-            diff = check_mlp(trees, pool, opt, args.seed)
+            diff = check_mlp(trees, pool, opt, args.seed, args.compiled)
             print(f"check ({opt}): max relative difference of A's and B's losses over 5 steps "
                   f"{diff:.1e}")
             if diff > 1e-5:
@@ -308,8 +313,10 @@ def main(argv=None) -> int:
                 return 1
             for b in args.batch_sizes:
                 steps = max(4, -(-16384 // b))
-                times = bench_mlp(trees, pool, b, steps, args.rounds, opt, args.seed, args.pause)
-                lines.append(row(f"MLP step, {opt}, batch {b}", times))
+                times = bench_mlp(trees, pool, b, steps, args.rounds, opt, args.seed, args.pause,
+                                  args.compiled)
+                kind = "compiled MLP step" if args.compiled else "MLP step"
+                lines.append(row(f"{kind}, {opt}, batch {b}", times))
                 print(lines[-1], flush=True)
     if "losses" in what:
         diff = check_losses(trees, args.seed)

@@ -7,6 +7,11 @@ intermediate value, no graph node, no version check, no heap, and none of the Py
 step itself (module calls, argument checks in the losses). The calls recorded as live (the
 optimizer's step and zero_grad, a scheduler's step) run as calls, so whatever they read (the
 learning rate, Adam's step count, a loaded state) is read afresh on every replay.
+
+Memory: an operation whose primitive offers `into` (ops/registry.py) writes into its output
+array of the last replay when the reference count shows nothing else holds it (a returned
+tensor, a view, a `.grad` would), and a second gradient for a value is added in place into the
+first under the same proof; both give the same bytes as fresh arrays.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ class Program:
                 dynamic = tuple((k, _source(s)) for k, s in pspecs.items() if s[0] != "const")
                 self.live_tensors += [s[1] for s in sources if s[0] == _LIVE]
                 self.code.append((FORWARD, j, prim.forward, sources, static, dynamic, xp,
-                                  prim.saves))
+                                  prim.saves, prim.into))
             elif ins[0] == LIVE:
                 self.code.append(ins)
             else:
@@ -66,6 +71,9 @@ class Program:
                 self.code.append([BACKWARD, root, shape, dtype, tuple(compiled), retain,
                                   frozenset()])
         self.output = _output_source(output_spec)
+        # each operation's output of the last replay, for the primitives that can write into
+        # one (Primitive.into): reused when nothing else holds it any more (see run)
+        self.slots = [None] * n_ops
         self._set_lifetimes()
         seen = set()
         self.live_tensors = [t for t in self.live_tensors
@@ -131,22 +139,38 @@ class Program:
         env = [None] * self.n_ops
         args_env = [None] * self.n_ops
         saved_env = [None] * self.n_ops
+        slots = self.slots
         for ins in self.code:
             kind = ins[0]
             if kind == FORWARD:
-                _, j, forward, sources, static, dynamic, xp, saves = ins
-                arrays = [_value(s, env, inputs) for s in sources]
+                _, j, forward, sources, static, dynamic, xp, saves, into = ins
+                # (_value inlined for the usual sources: this runs for every operation)
+                arrays = [env[r] if k == 0 else r._data if k == 2 else inputs[r] if k == 1
+                          else _value((k, r), env, inputs) for k, r in sources]
                 if dynamic:
                     params = dict(static)
                     for k, s in dynamic:
                         params[k] = _value(s, env, inputs)
                 else:
                     params = static
-                out = forward(xp, *arrays, **params)
-                if saves:
-                    out, saved_env[j] = out
-                if type(out) is not xp.ndarray:
-                    out = xp.asarray(out)
+                if into is None:
+                    out = forward(xp, *arrays, **params)
+                    if saves:
+                        out, saved_env[j] = out
+                    if type(out) is not xp.ndarray:
+                        out = xp.asarray(out)
+                else:
+                    # the last replay's output, unless something still holds it (a returned
+                    # tensor, a .grad, a view, another thread's replay): the reference count
+                    # decides, so nothing anyone can see is ever overwritten
+                    out, slots[j] = slots[j], None
+                    if out is not None and xp.may_overwrite(out):
+                        out = into(xp, out, *arrays, **params)
+                    else:
+                        out = forward(xp, *arrays, **params)
+                        if type(out) is not xp.ndarray:
+                            out = xp.asarray(out)
+                    slots[j] = out
                 env[j] = out
                 args_env[j] = arrays
             elif kind == LIVE:
@@ -201,14 +225,22 @@ def _backward(ins, env, args_env, saved_env, inputs, leaves) -> None:
                 continue
             if gi.shape != like.shape or gi.dtype != like.dtype:
                 gi = _fit(gi, like, ops)
+            # a second use of a value adds to its gradient: in place when nothing else holds
+            # the sum so far (the same additions, without a new array for each)
             if kind == _OP:
-                if ref in grads:
-                    grads[ref] = grads[ref] + gi
-                else:
-                    grads[ref] = gi
+                into, key = grads, ref
             else:
-                leaf = ref if kind == _LIVE else leaves[ref]
-                results[leaf] = results[leaf] + gi if leaf in results else gi
+                into, key = results, ref if kind == _LIVE else leaves[ref]
+            if key not in into:
+                into[key] = gi
+                continue
+            prev = into.pop(key)
+            if may_overwrite(prev):
+                prev += gi
+                into[key] = prev
+            else:
+                into[key] = prev + gi
+            prev = None
         gi = g = input_grads = None
     hand_to_leaves(results, may_overwrite)  # Tensor.backward's tail
 

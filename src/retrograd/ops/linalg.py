@@ -32,7 +32,8 @@ def _matmul_vjp_y(ops, g, out, x, y):
     return x.mT @ g
 
 
-primitive("matmul", lambda xp, x, y: xp.matmul(x, y), _matmul_vjp_x, _matmul_vjp_y)
+primitive("matmul", lambda xp, x, y: xp.matmul(x, y), _matmul_vjp_x, _matmul_vjp_y,
+          into=lambda xp, out, x, y: xp.matmul(x, y, out=out))
 
 
 def _linear(xp, x, weight, bias=None):
@@ -44,6 +45,21 @@ def _linear(xp, x, weight, bias=None):
 
 def _linear_relu(xp, x, weight, bias=None):
     out = x @ weight.T  # _linear's body, not a call: this runs once per layer and step
+    if bias is not None:
+        out += bias
+    return xp.maximum(out, 0, out=out)
+
+
+def _linear_into(xp, out, x, weight, bias=None):
+    """_linear written into `out` (the same product, then the same bias pass)."""
+    xp.matmul(x, weight.T, out=out)
+    if bias is not None:
+        out += bias
+    return out
+
+
+def _linear_relu_into(xp, out, x, weight, bias=None):
+    xp.matmul(x, weight.T, out=out)
     if bias is not None:
         out += bias
     return xp.maximum(out, 0, out=out)
@@ -74,7 +90,8 @@ def _linear_relu_vjp(ops, g, out, x, w, b=None, *, wanted, g_private=False):
 
 
 # Linear as one node: x @ W.T + b, so a layer costs one node forward and one backward.
-primitive("linear", _linear, joint=_linear_vjp, arity=3)
+primitive("linear", _linear, joint=_linear_vjp, arity=3, into=_linear_into)
 # relu(x @ W.T + b) as one node: the ReLU runs in place on the fresh product (nn.Sequential
 # fuses Linear followed by ReLU into it).
-primitive("linear_relu", _linear_relu, joint=_linear_relu_vjp, arity=3)
+primitive("linear_relu", _linear_relu, joint=_linear_relu_vjp, arity=3,
+          into=_linear_relu_into)

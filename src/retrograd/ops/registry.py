@@ -62,6 +62,10 @@ class Primitive:
     saves: bool = False
     # whether the VJP can use g_private (joint VJPs): the engine proves privacy only for those
     overwrites_g: bool = False
+    # optional: into(xp, out, *arrays, **params) -> out, the forward written into `out` (an
+    # array of the output's shape and dtype that nothing else holds), bit for bit the
+    # forward's result; a compiled replay then reuses its last output (compiled/program.py)
+    into: Callable | None = None
 
     def has_gradient(self, i: int) -> bool:
         """Whether argument position i receives a gradient."""
@@ -73,11 +77,13 @@ PRIMITIVES: dict[str, Primitive] = {}
 
 def primitive(name: str, forward: Callable, *vjps: Callable | None, joint: Callable | None = None,
               arity: int | None = None, variadic: bool = False, elementwise: bool = False,
-              domain=None, saves: bool = False, register: bool = True) -> Primitive:
+              domain=None, saves: bool = False, register: bool = True,
+              into: Callable | None = None) -> Primitive:
     """Define a primitive and (unless register=False) add it to the table under `name`.
 
     Give either one VJP per positional argument (None for an argument without a gradient),
-    or `joint` with `arity`, or `variadic=True` with one VJP that takes `arg=i`.
+    or `joint` with `arity`, or `variadic=True` with one VJP that takes `arg=i`. `into` is an
+    optional forward that writes into a given output array (see Primitive.into).
     """
     if register and name in PRIMITIVES:
         raise ValueError(f"primitive {name!r} is already defined")
@@ -99,8 +105,10 @@ def primitive(name: str, forward: Callable, *vjps: Callable | None, joint: Calla
     domain = tuple(domain) if domain is not None else ("real",) * (arity or 0)
     if not set(domain) <= set(DOMAINS):
         raise ValueError(f"primitive {name!r}: domains must be among {DOMAINS}, got {domain}")
+    if saves and into is not None:
+        raise TypeError(f"primitive {name!r}: a forward that saves cannot write into `out`")
     prim = Primitive(name, forward, vjp, arity, differentiable, elementwise, domain, saves,
-                     overwrites_g=joint is not None)
+                     overwrites_g=joint is not None, into=into)
     if register:
         PRIMITIVES[name] = prim
         for ns, function_of in _NAMESPACES:  # the namespaces made before this entry
