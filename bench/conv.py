@@ -20,7 +20,7 @@ Where the time goes: "GEMM floor" is the three products a convolution's forward 
 need, done by NumPy's BLAS alone on preallocated arrays of the same shapes; "copy floor" is the
 data movement around them, done by hand in NumPy on preallocated buffers. Both follow the
 algorithm retrograd runs for the case (src/retrograd/ops/conv.py dispatches on stride and
-dimension): 2-D stride 1, channels-last: products cols @ w, g_rows^T @ cols and g_cols @
+dimension): 2-D stride 1, channels-last: products cols @ w, cols^T @ g_rows and g_cols @
 w_flipped (the input gradient as a convolution of g); copies: the zero-padded channels-last copy
 of x and its window copy (one strided copy), then the same for g. Strided or 1-D, channels-first
 (ops/conv_cf.py): products w @ cols, g @ cols^T, w^T @ g; copies: one strided slice copy per
@@ -163,7 +163,7 @@ def floors(case: Case, x: np.ndarray, g: np.ndarray, rng):
     w_f = rng.standard_normal((k * case.cin, case.cout)).astype(f32)  # forward's (K C, C_out)
     cols = rng.standard_normal((rows, k * case.cin)).astype(f32)
     g_rows = rng.standard_normal((rows, case.cout)).astype(f32)
-    out_f, out_w = np.empty((rows, case.cout), f32), np.empty((case.cout, k * case.cin), f32)
+    out_f, out_w = np.empty((rows, case.cout), f32), np.empty((k * case.cin, case.cout), f32)
     # the input gradient: the windows of the padded g times the flipped kernel
     g_cols = rng.standard_normal((rows_in, k * case.cout)).astype(f32)
     w_i = rng.standard_normal((k * case.cout, case.cin)).astype(f32)
@@ -171,7 +171,7 @@ def floors(case: Case, x: np.ndarray, g: np.ndarray, rng):
 
     def gemm_call():  # forward, weight gradient, input gradient
         np.matmul(cols, w_f, out=out_f)
-        np.matmul(g_rows.T, cols, out=out_w)
+        np.matmul(cols.T, g_rows, out=out_w)  # the weight gradient, transposed (as conv.py)
         np.matmul(g_cols, w_i, out=out_x)
 
     def windows(a_padded, out_spatial, stride):
