@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import threading
 
 import numpy as np
 from numpy import (  # noqa: F401  (the vocabulary: re-exported for the core, see VOCABULARY)
@@ -197,6 +198,7 @@ _SCRATCH_MIN = 1 << 20  # smaller requests: plain np.empty (the heap serves them
 _SCRATCH_KEEP = 4  # buffers kept per size (in use or free)
 _SCRATCH_SIZES = 8  # sizes remembered (least recently used dropped first)
 _scratch: dict[int, list] = {}
+_scratch_lock = threading.Lock()  # two threads must not both find the same buffer free
 
 
 def _held(buffers: list, i: int) -> int:
@@ -217,6 +219,11 @@ def scratch(shape: tuple, dtype) -> np.ndarray:
         size *= n
     if size < _SCRATCH_MIN:
         return np.empty(shape, dtype)
+    with _scratch_lock:
+        return _take_scratch(size).view(dtype).reshape(shape)
+
+
+def _take_scratch(size: int) -> np.ndarray:
     buffers = _scratch.pop(size, None)
     if buffers is None:
         buffers = []
@@ -225,11 +232,11 @@ def scratch(shape: tuple, dtype) -> np.ndarray:
     _scratch[size] = buffers  # now the most recently used size
     for i in range(len(buffers)):
         if _held(buffers, i) <= _FREE:
-            return buffers[i].view(dtype).reshape(shape)
+            return buffers[i]
     buffer = np.empty(size, np.uint8)
     if len(buffers) < _SCRATCH_KEEP:
         buffers.append(buffer)
-    return buffer.view(dtype).reshape(shape)
+    return buffer
 
 
 # ----------------------------------------------------------------------------------------------
