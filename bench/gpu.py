@@ -10,7 +10,9 @@ a GPU; nothing is installed. Without CuPy or a GPU it stops with one line (exit 
 1. The primitive table (tests/test_ops_table.py's cases) on the device: the forward agrees with
    the host's and the gradients with finite differences (float64).
 2. Losses on the device against the host (float64, value and gradient).
-3. An MLP's trajectory (seeded weights, 20 SGD steps, float32) on the device against the CPU's.
+3. Every optimizer (SGD to L-BFGS and Newton-CG) and the target algebra on the device against
+   the host (float64, three steps), and an MLP's trajectory (seeded weights, 20 SGD steps,
+   float32) on the device against the CPU's.
 4. One training step (forward, cross-entropy, backward, SGD update) of MLP 784-4096-4096-10 at
    batch 4096 and 784-256-256-10 at batch 128, float32: retrograd on CuPy against PyTorch CUDA
    eager, interleaved round by round (median step time of each, median per-round ratio), with
@@ -156,7 +158,7 @@ def trajectory(device, steps: int = 20):
     retrograd.manual_seed(0)
     model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
                           nn.Linear(256, 10)).to(device)
-    opt = _sgd(model.parameters(), lr=0.05)
+    opt = retrograd.optim.SGD(model.parameters(), lr=0.05)
     x, y = mnist_like(256, 0)
     x, y = retrograd.tensor(x, device=device), retrograd.tensor(y, device=device)
     losses = []
@@ -169,43 +171,57 @@ def trajectory(device, steps: int = 20):
     return np.array(losses), [p.cpu().numpy() for p in model.parameters()]
 
 
-class _PlainSGD:
-    """p -= lr grad in place on the parameters' own arrays: the fallback when retrograd.optim
-    cannot run on the device yet (it is being moved onto the seam on another branch)."""
+def check_optimizers(device) -> list[str]:
+    """Failures of every optimizer (and the target algebra) on `device` against the host: a
+    small float64 model, three steps each, the weights compared to 1e-10 relative."""
+    import numpy as np
 
-    def __init__(self, params, lr):
-        self.params, self.lr = list(params), lr
-
-    def zero_grad(self):
-        for p in self.params:
-            p.grad = None
-
-    def step(self):
-        for p in self.params:
-            p._data -= self.lr * p.grad._data
-
-
-OPTIMIZER_USED: list = []
-
-
-def _sgd(params, lr):
-    """retrograd.optim.SGD when it runs on the parameters' device, else _PlainSGD (said in the
-    report)."""
     import retrograd
+    from retrograd import nn, targets
+    from retrograd.nn import functional as F
 
-    params = list(params)
-    try:
-        opt = retrograd.optim.SGD(params, lr=lr)
-        for p in params:  # one step with zero gradients: a no-op that exercises the code
-            p.grad = retrograd.zeros_like(p)
-        opt.step()
-        opt.zero_grad()
-        OPTIMIZER_USED.append("retrograd.optim.SGD")
-        return opt
-    except Exception as exc:
-        OPTIMIZER_USED.append(f"plain p -= lr grad (retrograd.optim.SGD failed: "
-                              f"{type(exc).__name__}: {str(exc)[:120]})")
-        return _PlainSGD(params, lr)
+    optim = retrograd.optim
+    makers = {
+        "SGD nesterov": lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+        "Adam": lambda ps: optim.Adam(ps, lr=0.01),
+        "AdamW amsgrad": lambda ps: optim.AdamW(ps, lr=0.01, amsgrad=True),
+        "RMSprop centered": lambda ps: optim.RMSprop(ps, lr=0.01, momentum=0.5, centered=True),
+        "Adagrad": lambda ps: optim.Adagrad(ps, lr=0.1),
+        "Adadelta": lambda ps: optim.Adadelta(ps),
+        "LBFGS strong_wolfe": lambda ps: optim.LBFGS(ps, max_iter=4,
+                                                     line_search_fn="strong_wolfe"),
+        "NewtonCG": lambda ps: optim.NewtonCG(ps, max_cg_iters=5),
+    }
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((24, 6)), rng.integers(0, 3, 24)
+
+    def run(dev, make):
+        retrograd.manual_seed(2)
+        model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3)).double().to(dev)
+        opt = make(model.parameters())
+        xs, ys = retrograd.tensor(x, device=dev), retrograd.tensor(y, device=dev)
+        soft = targets.smooth(targets.one_hot(ys, 3, dtype=np.float64), 0.1)
+        weight = targets.inverse_frequency_weights(ys, 3, dtype=np.float64)
+
+        def closure():
+            opt.zero_grad()
+            loss = F.cross_entropy(model(xs), soft) + F.cross_entropy(model(xs), ys,
+                                                                      weight=weight)
+            loss.backward()
+            return loss
+
+        for _ in range(3):
+            opt.step(closure)
+        return [p.cpu().numpy() for p in model.parameters()]
+
+    failures = []
+    for name, make in makers.items():
+        try:
+            for a, b in zip(run("cpu", make), run(device, make), strict=True):
+                np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
+        except Exception as exc:
+            failures.append(f"{name}: {type(exc).__name__}: {str(exc)[:200]}")
+    return failures
 
 
 def check_trajectory(device) -> str:
@@ -253,7 +269,7 @@ def make_steps(sizes, batch, device, torch_device):
     ref.load_state_dict({k: torch.tensor(v.numpy()) for k, v in model.state_dict().items()})
     model.to(device)
     ref.to(torch_device)
-    opt = _sgd(model.parameters(), lr=0.01)
+    opt = retrograd.optim.SGD(model.parameters(), lr=0.01)
     ref_opt = torch.optim.SGD(ref.parameters(), lr=0.01)
     x, y = mnist_like(batch, 1)
     xr, yr = retrograd.tensor(x, device=device), retrograd.tensor(y, device=device)
@@ -368,6 +384,10 @@ def main(argv=None) -> int:
     print(f"losses on {device}: {'ok' if not loss_failures else 'FAILED'}")
     for line in loss_failures:
         print(f"  FAILED {line}")
+    optimizer_failures = check_optimizers(device)
+    print(f"optimizers and targets on {device}: {'ok' if not optimizer_failures else 'FAILED'}")
+    for line in optimizer_failures:
+        print(f"  FAILED {line}")
     try:
         print(f"MLP trajectory on {device} vs cpu: {check_trajectory(device)}")
     except Exception as exc:
@@ -376,10 +396,9 @@ def main(argv=None) -> int:
     print()
     for row in benchmark(device, torch_device, configs, rounds, per_round, args.dry_run):
         print(row)
-    print(f"\noptimizer on {device}: {OPTIMIZER_USED[-1]}")
     print(f"(float32, SGD lr 0.01, {rounds} rounds of {per_round} steps, interleaved; "
           f"command: PYTHONPATH=src python3 bench/gpu.py{' --dry-run' if args.dry_run else ''})")
-    return 1 if failures or loss_failures else 0
+    return 1 if failures or loss_failures or optimizer_failures else 0
 
 
 if __name__ == "__main__":

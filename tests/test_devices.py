@@ -226,9 +226,22 @@ def test_bench_gpu_dry_run_runs_its_checks_and_table_on_the_cpu():
     table = next(line for line in lines if line.startswith("primitive table on cpu"))
     assert table.endswith(", 0 failed") and int(table.split(": ")[1].split()[0]) > 100
     assert "losses on cpu: ok" in lines
+    assert "optimizers and targets on cpu: ok" in lines
     assert any(line.startswith("MLP trajectory on cpu vs cpu: ok") for line in lines)
     rows = [line for line in lines if line.startswith("| 784-")]
     assert [r.split(" | ")[0] for r in rows] == ["| 784-64-64-10", "| 784-16-16-10"]
+
+
+def test_bench_gpu_checks_pass_off_the_host_on_the_strict_device():
+    """The checks bench/gpu.py runs on a GPU, run on the strict device: every optimizer and the
+    target algebra, and the losses, agree with the host there (and would catch a leak)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import gpu
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    assert gpu.check_optimizers(STRICT) == []
+    assert gpu.check_losses(STRICT) == []
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the infinite gradient, on purpose
