@@ -10,6 +10,7 @@ from ...backend import host as _host
 from ...tensor import Parameter, Tensor, get_default_dtype
 from .. import init
 from ..functional_conv import convolution, ntuple
+from ..functional_pad import pad
 from ..module import Module
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -52,10 +53,17 @@ class _ConvNd(Module):
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"{where}: padding_mode must be one of {PADDING_MODES}, got "
                              f"{padding_mode!r}")
-        if padding_mode != "zeros":
-            raise NotImplementedError(f"{where}: padding_mode={padding_mode!r} is not "
-                                      "supported (only 'zeros')")
         self.padding_mode = padding_mode
+        # torch's attribute: F.pad's amounts (last axis first) for the other padding modes
+        if self.padding == "same":
+            totals = [dl * (k - 1) for dl, k in zip(self.dilation, self.kernel_size, strict=True)]
+            self._reversed_padding_repeated_twice = [
+                n for t in reversed(totals) for n in (t // 2, t - t // 2)]
+        elif self.padding == "valid":
+            self._reversed_padding_repeated_twice = [0] * (2 * d)
+        else:
+            self._reversed_padding_repeated_twice = [p for p in reversed(self.padding)
+                                                     for _ in range(2)]
         self.in_channels, self.out_channels, self.groups = \
             int(in_channels), int(out_channels), int(groups)
         dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
@@ -75,27 +83,35 @@ class _ConvNd(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input: Tensor) -> Tensor:
-        return convolution(input, self.weight, self.bias, self.stride, self.padding,
-                           self.dilation, self.groups, self._dims, type(self).__name__)
+        return self._convolve(input, relu=False)
 
     def forward_relu(self, input: Tensor) -> Tensor:
         """relu(self(input)) as one node (Sequential's fusion rule)."""
-        return convolution(input, self.weight, self.bias, self.stride, self.padding,
+        return self._convolve(input, relu=True)
+
+    def _convolve(self, input: Tensor, relu: bool) -> Tensor:
+        padding = self.padding
+        if self.padding_mode != "zeros":  # as torch: F.pad in that mode, then no padding
+            input = pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            padding = (0,) * self._dims
+        return convolution(input, self.weight, self.bias, self.stride, padding,
                            self.dilation, self.groups, self._dims, type(self).__name__,
-                           relu=True)
+                           relu=relu)
 
     def extra_repr(self) -> str:
         d = self._dims
         text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}")
         if self.padding != (0,) * d:
-            text += f", padding={self.padding!r}"
+            text += f", padding={self.padding}"
         if self.dilation != (1,) * d:
             text += f", dilation={self.dilation}"
         if self.groups != 1:
             text += f", groups={self.groups}"
         if self.bias is None:
             text += ", bias=False"
+        if self.padding_mode != "zeros":
+            text += f", padding_mode={self.padding_mode}"
         return text
 
 
