@@ -38,6 +38,7 @@ from .modules import (
     Conv1d,
     Conv2d,
     Embedding,
+    GroupNorm,
     LayerNorm,
     LeakyReLU,
     MaxPool1d,
@@ -50,5 +51,5 @@ __all__ = ["Module", "Parameter", "Linear", "Dense", "ReLU", "Sigmoid", "Tanh", 
            "functional", "init", "CrossEntropyLoss", "NLLLoss", "MSELoss", "BCELoss",
            "BCEWithLogitsLoss", "FocalLoss", "Unflatten", "Conv1d", "Conv2d", "MaxPool1d",
            "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
-           "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Embedding", "GELU", "SiLU", "LeakyReLU",
-           "ELU"]
+           "BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm", "Embedding", "GELU", "SiLU",
+           "LeakyReLU", "ELU"]

@@ -26,7 +26,7 @@ from .functional_losses import (
     policy_gradient_loss,
     sigmoid_focal_loss,
 )
-from .functional_norm import batch_norm, layer_norm
+from .functional_norm import batch_norm, group_norm, layer_norm
 from .functional_pad import pad
 
 _P = PRIMITIVES
@@ -36,7 +36,8 @@ __all__ = ["linear", "linear_relu", "relu", "sigmoid", "tanh", "softplus", "soft
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "sigmoid_focal_loss",
            "focal_loss", "policy_gradient_loss", "conv1d", "conv2d", "max_pool1d", "max_pool2d",
            "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-           "batch_norm", "layer_norm", "embedding", "gelu", "silu", "leaky_relu", "elu", "pad"]
+           "batch_norm", "layer_norm", "group_norm", "embedding", "gelu", "silu", "leaky_relu",
+           "elu", "pad"]
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

@@ -1,4 +1,4 @@
-"""Normalization as functions, with torch's signatures: batch_norm and layer_norm.
+"""Normalization as functions, with torch's signatures: batch_norm, layer_norm and group_norm.
 
 Training-mode batch norm and layer norm are one node each (the `normalize` primitive); batch
 norm in evaluation mode is an affine map by the running statistics, made of ordinary nodes so
@@ -17,7 +17,7 @@ from ..tensor import Tensor, apply
 
 _P = PRIMITIVES
 
-__all__ = ["batch_norm", "layer_norm"]
+__all__ = ["batch_norm", "layer_norm", "group_norm"]
 
 
 def _array(t):
@@ -104,3 +104,30 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
     axes = tuple(range(input.ndim - d, input.ndim))
     return apply(_P["normalize"], input, weight, bias, axes=axes, eps=eps,
                  affine_shape=shape if (weight is not None or bias is not None) else None)
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """(x - mean) / sqrt(var + eps) * weight[c] + bias[c], the moments over each sample's
+    group of C / num_groups channels and all their positions (biased variance)."""
+    shape = tuple(input.shape)
+    if len(shape) < 2:
+        raise ValueError(f"group_norm: expected an input of shape (N, C, *), got {list(shape)}")
+    channels = shape[1]
+    if not isinstance(num_groups, int) or isinstance(num_groups, bool) or num_groups <= 0 \
+            or channels % num_groups:
+        raise ValueError(f"group_norm: expected the number of channels in input ({channels}) "
+                         f"to be divisible by num_groups ({num_groups!r})")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != (channels,):
+            raise ValueError(f"group_norm: {name} has shape {tuple(t.shape)}, expected "
+                             f"({channels},)")
+    grouped = input.reshape(shape[0], num_groups, channels // num_groups * math.prod(shape[2:]))
+    out = apply(_P["normalize"], grouped, None, None, axes=(2,), eps=eps,
+                affine_shape=None).reshape(shape)
+    per_channel = (channels,) + (1,) * (len(shape) - 2)
+    if weight is not None:
+        out = out * weight.reshape(per_channel)
+    if bias is not None:
+        out = out + bias.reshape(per_channel)
+    return out

@@ -3,7 +3,7 @@ convolutions, pooling, normalization, more activations, embeddings. Reached as r
 
 from .activation import ELU, GELU, LeakyReLU, SiLU
 from .conv import Conv1d, Conv2d
-from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 from .pooling import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -15,5 +15,5 @@ from .pooling import (
 from .sparse import Embedding
 
 __all__ = ["Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
-           "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm",
-           "Embedding", "GELU", "SiLU", "LeakyReLU", "ELU"]
+           "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "GroupNorm",
+           "LayerNorm", "Embedding", "GELU", "SiLU", "LeakyReLU", "ELU"]

@@ -10,7 +10,7 @@ from ...backend import INTEGER_TYPES, as_dtype
 from ...backend import host as _host
 from ...tensor import Parameter, Tensor, _wrap, get_default_dtype
 from .. import init
-from ..functional_norm import batch_norm, layer_norm
+from ..functional_norm import batch_norm, group_norm, layer_norm
 from ..module import Module
 
 
@@ -148,3 +148,43 @@ class LayerNorm(Module):
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "
                 f"elementwise_affine={self.elementwise_affine}")
+
+
+class GroupNorm(Module):
+    """Normalization of each sample over groups of num_channels / num_groups channels, with a
+    learned per-channel weight (ones) and bias (zeros)."""
+
+    _optional_parameters = ("weight", "bias")
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
+                 affine: bool = True, device=None, dtype=None, *, bias: bool = True):
+        super().__init__()
+        for name, n in (("num_groups", num_groups), ("num_channels", num_channels)):
+            if not isinstance(n, INTEGER_TYPES) or isinstance(n, bool) or n <= 0:
+                raise ValueError(f"GroupNorm: {name} must be a positive integer, got {n!r}")
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
+                             f"num_groups ({num_groups})")
+        self.num_groups, self.num_channels = int(num_groups), int(num_channels)
+        self.eps, self.affine = eps, affine
+        dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
+        if affine:
+            self.weight = Parameter(_host.ones(self.num_channels, dtype=dtype))
+            self.bias = Parameter(_host.zeros(self.num_channels, dtype=dtype)) if bias else None
+        else:
+            self.weight = self.bias = None
+        if device is not None:
+            self.to(device)
+
+    def reset_parameters(self) -> None:
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")
