@@ -98,3 +98,13 @@ def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
     """N(0, std^2) with std = gain / sqrt(fan)."""
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     return normal_(tensor, 0.0, std)
+
+
+def layer_default_(weight: Tensor, bias: Tensor | None) -> None:
+    """torch's initialization of Linear and Conv layers: kaiming_uniform_(a=sqrt(5)) for the
+    weight, i.e. U(+-1/sqrt(fan_in)), and the bias U(+-1/sqrt(fan_in)) (0 when fan_in is 0)."""
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in = _calculate_fan_in_and_fan_out(weight)[0]
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        uniform_(bias, -bound, bound)

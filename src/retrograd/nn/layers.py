@@ -39,11 +39,7 @@ class Linear(Module):
             self.to(device)     # gives the same weights on every device
 
     def reset_parameters(self) -> None:
-        # torch: kaiming_uniform_(a=sqrt(5)) for the weight, which is U(+-1/sqrt(fan_in)).
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features)
-            init.uniform_(self.bias, -bound, bound)
+        init.layer_default_(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight, self.bias)

@@ -3,8 +3,6 @@ state_dict keys: weight (out_channels, in_channels / groups, *kernel_size), bias
 
 from __future__ import annotations
 
-import math
-
 from ...backend import INTEGER_TYPES, as_dtype
 from ...backend import host as _host
 from ...tensor import Parameter, Tensor, get_default_dtype
@@ -75,12 +73,7 @@ class _ConvNd(Module):
             self.to(device)     # gives the same weights on every device
 
     def reset_parameters(self) -> None:
-        # torch: kaiming_uniform_(a=sqrt(5)), i.e. U(+-1/sqrt(fan_in)), and the bias likewise
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.in_channels // self.groups * math.prod(self.kernel_size)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        init.layer_default_(self.weight, self.bias)
 
     def forward(self, input: Tensor) -> Tensor:
         return self._convolve(input, relu=False)

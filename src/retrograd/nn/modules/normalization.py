@@ -110,11 +110,29 @@ class BatchNorm2d(_BatchNorm):
     _ranks = (4,)
 
 
-class LayerNorm(Module):
-    """Normalization of each sample over its trailing `normalized_shape` axes, with a learned
-    elementwise weight (ones) and bias (zeros)."""
+class _AffineNorm(Module):
+    """A normalization with an optional learned weight (ones) and bias (zeros) of one shape:
+    LayerNorm and GroupNorm."""
 
     _optional_parameters = ("weight", "bias")
+
+    def _make_affine(self, shape: tuple, affine: bool, bias: bool, dtype, device) -> None:
+        dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
+        self.weight = Parameter(_host.ones(shape, dtype=dtype)) if affine else None
+        self.bias = Parameter(_host.zeros(shape, dtype=dtype)) if affine and bias else None
+        if device is not None:  # made (and initialized) on the host, then moved: one seed
+            self.to(device)     # gives the same weights on every device
+
+    def reset_parameters(self) -> None:
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+
+class LayerNorm(_AffineNorm):
+    """Normalization of each sample over its trailing `normalized_shape` axes, with a learned
+    elementwise weight (ones) and bias (zeros)."""
 
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True, device=None, dtype=None):
@@ -126,21 +144,7 @@ class LayerNorm(Module):
                              f"{normalized_shape!r}")
         self.normalized_shape = tuple(int(n) for n in shape)
         self.eps, self.elementwise_affine = eps, elementwise_affine
-        dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
-        if elementwise_affine:
-            self.weight = Parameter(_host.ones(self.normalized_shape, dtype=dtype))
-            self.bias = Parameter(_host.zeros(self.normalized_shape, dtype=dtype)) if bias \
-                else None
-        else:
-            self.weight = self.bias = None
-        if device is not None:  # made (and initialized) on the host, then moved: one seed
-            self.to(device)     # gives the same weights on every device
-
-    def reset_parameters(self) -> None:
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
+        self._make_affine(self.normalized_shape, elementwise_affine, bias, dtype, device)
 
     def forward(self, input: Tensor) -> Tensor:
         return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -150,11 +154,9 @@ class LayerNorm(Module):
                 f"elementwise_affine={self.elementwise_affine}")
 
 
-class GroupNorm(Module):
+class GroupNorm(_AffineNorm):
     """Normalization of each sample over groups of num_channels / num_groups channels, with a
     learned per-channel weight (ones) and bias (zeros)."""
-
-    _optional_parameters = ("weight", "bias")
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
                  affine: bool = True, device=None, dtype=None, *, bias: bool = True):
@@ -167,20 +169,7 @@ class GroupNorm(Module):
                              f"num_groups ({num_groups})")
         self.num_groups, self.num_channels = int(num_groups), int(num_channels)
         self.eps, self.affine = eps, affine
-        dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
-        if affine:
-            self.weight = Parameter(_host.ones(self.num_channels, dtype=dtype))
-            self.bias = Parameter(_host.zeros(self.num_channels, dtype=dtype)) if bias else None
-        else:
-            self.weight = self.bias = None
-        if device is not None:
-            self.to(device)
-
-    def reset_parameters(self) -> None:
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
+        self._make_affine((self.num_channels,), affine, bias, dtype, device)
 
     def forward(self, input: Tensor) -> Tensor:
         return group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
